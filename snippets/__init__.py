@@ -1,0 +1,1 @@
+"""Code shared by the DL Notes pages, one concept per module."""

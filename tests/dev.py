@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""DL Notes command line. Runs with any Python >= 3.11 and no packages installed.
+
+    python3 tests/dev.py test [PAGE_OR_PYTEST_ARGS...]   run pages + engine tests, record outputs
+    python3 tests/dev.py serve                           record stale pages, serve the site
+    python3 tests/dev.py build                           strict site build into site/
+    python3 tests/dev.py browser                         headless-chromium tests of site/
+    python3 tests/dev.py bench                           timing figures of suite and build
+    python3 tests/dev.py data                            download the data sets into the cache
+
+Every command first makes sure the project-local virtual environment .venv exists and matches
+requirements.txt (installing only when requirements.txt changed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / "python"
+REQUIREMENTS = ROOT / "requirements.txt"
+
+
+def run(*cmd, check=True, **kw) -> int:
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", **kw.pop("env", {})}
+    code = subprocess.run([str(c) for c in cmd], cwd=ROOT, env=env, **kw).returncode
+    if check and code:
+        sys.exit(code)
+    return code
+
+
+def ensure_env() -> None:
+    """Create .venv and install the pinned requirements, once per requirements.txt."""
+    want = hashlib.sha256(
+        REQUIREMENTS.read_bytes() + sys.version.encode()
+    ).hexdigest()
+    stamp = VENV / ".dlnotes-installed"
+    if stamp.exists() and stamp.read_text() == want and PY.exists():
+        return
+    if not PY.exists():
+        print(f"dev: creating {VENV}", flush=True)
+        run(sys.executable, "-m", "venv", VENV)
+    torch_pin = next(
+        line.strip()
+        for line in REQUIREMENTS.read_text().splitlines()
+        if line.startswith("torch==")
+    )
+    print(f"dev: installing {torch_pin}, then requirements.txt", flush=True)
+    pip = [PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    run(*pip, torch_pin)  # first, so the pinned (CPU, where available) build is used
+    run(*pip, "-r", REQUIREMENTS)
+    stamp.write_text(want)
+
+
+def ensure_data() -> None:
+    """Make the data sets available (override dir, cache, or a download)."""
+    run(PY, "-m", "snippets.data", "fetch", "all")
+
+
+def pytest(*args) -> int:
+    return run(PY, "-m", "pytest", *args, check=False)
+
+
+def cmd_test(args) -> int:
+    ensure_data()
+    return pytest(*args)
+
+
+def cmd_build(args) -> int:
+    return run(BIN / "mkdocs", "build", "--strict", *args, check=False)
+
+
+def cmd_serve(args) -> int:
+    ensure_data()
+    stale = subprocess.run(
+        [PY, "-c", "from tests.engine.records import stale_pages as s; print(*s())"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout.split()
+    if stale:
+        print(f"dev: recording outputs of {len(stale)} page(s) first", flush=True)
+        pytest("-q", *stale)
+    return run(BIN / "mkdocs", "serve", *args, check=False)
+
+
+def cmd_browser(args) -> int:
+    if not (ROOT / "site" / "index.html").exists():
+        print("dev: no site/ yet; run `python3 tests/dev.py build` first")
+        return 2
+    return pytest("-m", "browser", "tests/browser", *args)
+
+
+def cmd_data(args) -> int:
+    return run(PY, "-m", "snippets.data", "fetch", *(args or ["all"]), check=False)
+
+
+def cmd_bench(args) -> int:
+    """Suite wall time vs the blocks' own time (harness overhead), and build time."""
+    ensure_data()
+    report = ROOT / "build" / "bench-report.json"
+    report.parent.mkdir(exist_ok=True)
+    t0 = time.perf_counter()
+    code = pytest("-q", "-p", "no:cacheprovider", "docs", *args)
+    suite = time.perf_counter() - t0
+    blocks = json.loads(
+        subprocess.run(
+            [PY, "-c", "from tests.engine.records import block_seconds as b;"
+             "import json; print(json.dumps(b()))"],
+            cwd=ROOT, capture_output=True, text=True, check=True,
+        ).stdout
+    )
+    t0 = time.perf_counter()
+    run(BIN / "mkdocs", "build", "--strict", "--quiet", check=False)
+    build = time.perf_counter() - t0
+    figures = {
+        "pages_suite_wall_s": round(suite, 2),
+        "blocks": blocks["count"],
+        "blocks_own_s": round(blocks["seconds"], 2),
+        "overhead_ratio": round(suite / max(blocks["seconds"], 1e-9), 3),
+        "strict_build_s": round(build, 2),
+    }
+    for key, value in figures.items():
+        print(f"{key:>22}: {value}")
+    report.write_text(json.dumps(figures, indent=1))
+    return code
+
+
+COMMANDS = {
+    "test": cmd_test,
+    "serve": cmd_serve,
+    "build": cmd_build,
+    "browser": cmd_browser,
+    "bench": cmd_bench,
+    "data": cmd_data,
+}
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in COMMANDS:
+        print(__doc__)
+        return 2
+    ensure_env()
+    return COMMANDS[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,163 @@
+"""MkDocs hooks: the build side of the engine. It executes no code.
+
+- Under each Python block, the output and figures that the test run recorded for it
+  (records.py). A block without a current record is reported as `page:line` (an error in
+  a strict build) and shows a placeholder saying how to refresh it.
+- Under each page title, a stamp: how many blocks ran, on what, at which commit and date.
+- Math from pymdownx.arithmatex rendered to MathML by latex2mathml.
+- A raw fence marker (``` or ~~~) left in a page's HTML is reported.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import posixpath
+import re
+import sys
+from pathlib import Path
+
+from latex2mathml.converter import convert as latex_to_mathml
+from mkdocs.structure.files import File
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.engine import pages, records  # noqa: E402
+
+log = logging.getLogger("mkdocs.plugins.dlnotes")
+_records: dict[str, dict] = {}  # src_uri -> {"cpu": record, "cuda": record}
+
+
+def _figure_uri(src_uri: str, digest: str, k: int) -> str:
+    return f"outputs/{src_uri.removesuffix('.md')}/{digest[:16]}-{k}.svg"
+
+
+def on_files(files, config):
+    for file in list(files.documentation_pages()):
+        path = Path(file.abs_src_path)
+        blocks = [b for b in pages.read_page(path) if b.runs]
+        if not blocks:
+            continue
+        recs = {kind: records.load(path, kind) for kind in ("cpu", "cuda")}
+        _records[file.src_uri] = recs
+        for block in blocks:
+            entry = recs["cpu"]["blocks"].get(block.digest)
+            for k, fig in enumerate(entry["figures"] if entry else []):
+                uri = _figure_uri(file.src_uri, block.digest, k)
+                files.append(File.generated(config, uri, content=fig["svg"]))
+    return files
+
+
+def on_page_markdown(markdown, page, config, files):
+    recs = _records.get(page.file.src_uri)
+    if recs is None:
+        return markdown
+    path = Path(page.file.abs_src_path)
+    rel = pages._rel(path)
+    raw = path.read_text("utf8")
+    offset = raw[: raw.find(markdown)].count("\n") if markdown in raw else 0
+    lines = markdown.split("\n")
+    blocks = [b for b in pages.read_page(path, text=markdown) if b.runs]
+    cpu, ran = recs["cpu"], 0
+    recorded_lines = {v["line"] for v in cpu["blocks"].values()}
+    for block in reversed(blocks):  # insert from the bottom so line numbers hold
+        entry = cpu["blocks"].get(block.digest)
+        pad = " " * block.indent
+        if entry is None:
+            line = block.line + offset
+            state = "stale" if line in recorded_lines else "missing"
+            log.warning(
+                f"{rel}:{line}: recorded output is {state}; "
+                f"refresh it with `python3 tests/dev.py test {rel}`"
+            )
+            extra = _placeholder(rel, state)
+        else:
+            ran += 1
+            extra = _output(entry["output"])
+            for k, fig in enumerate(entry["figures"]):
+                uri = _figure_uri(page.file.src_uri, block.digest, k)
+                src = posixpath.relpath(uri, posixpath.dirname(page.file.src_uri))
+                alt = fig["alt"].replace("[", "(").replace("]", ")")
+                extra += ["", f"![{alt}]({src}){{ .dl-figure loading=lazy }}"]
+        lines[block.end_line : block.end_line] = [
+            (pad + s) if s else s for s in ["", *extra]
+        ]
+    digests = {b.digest for b in blocks}
+    stamp = _stamp(ran, len(blocks), cpu, recs["cuda"], digests)
+    for i, line in enumerate(lines):
+        if line.startswith("# "):
+            lines[i + 1 : i + 1] = ["", stamp, ""]
+            break
+    return "\n".join(lines)
+
+
+def _output(text: str) -> list[str]:
+    if not text.strip():
+        return []
+    ticks = "`" * max(3, 1 + max(map(len, re.findall(r"`+", text)), default=0))
+    return [f"{ticks} {{.text .dl-output}}", *text.rstrip("\n").split("\n"), ticks]
+
+
+def _placeholder(rel: str, state: str) -> list[str]:
+    return [
+        f'!!! warning "Output {state}"',
+        "",
+        f"    This block's output is {state}. Run the page to record it, then reload:",
+        f"    `python3 tests/dev.py test {rel}`",
+    ]
+
+
+def _stamp(ran, total, cpu, cuda, digests) -> str:
+    parts = []
+    for label, rec in (("CPU", cpu), ("GPU", cuda)):
+        run = rec.get("run") or {}
+        n = sum(d in rec["blocks"] for d in digests)
+        if not run or (label == "GPU" and n == 0):
+            continue
+        parts.append(
+            f'<span class="dl-stamp-run" title="{label} run">'
+            f"{n}/{total} blocks ran on {html.escape(run['device'])} · "
+            f"torch {html.escape(run['torch'])} · commit "
+            f"<code>{html.escape(run['commit'])}</code> · {run['date']}</span>"
+        )
+    if not parts:
+        parts.append(f'<span class="dl-stamp-run">0/{total} blocks recorded</span>')
+    return '<p class="dl-stamp">' + "<br>".join(parts) + "</p>"
+
+
+_MATH = re.compile(
+    r'<(span|div) class="arithmatex">(?:\\\(|\\\[)(.*?)(?:\\\)|\\\])</\1>', re.S
+)
+_CODE = re.compile(r"<(pre|code)\b.*?</\1>", re.S)
+
+
+def on_page_content(content, page, config, files):
+    rel = page.file.src_uri
+
+    def mathml(m):
+        display = "block" if m[1] == "div" else "inline"
+        latex = html.unescape(m[2]).strip()
+        try:
+            return latex_to_mathml(latex, display=display)
+        except Exception as e:  # noqa: BLE001 - report the page and carry on
+            log.warning(f"docs/{rel}: cannot render math {latex!r}: {e}")
+            return m[0]
+
+    content = _MATH.sub(mathml, content)
+    prose = _CODE.sub("", content)
+    for marker in ("```", "~~~"):
+        at = prose.find(marker)
+        if at >= 0:
+            near = html.unescape(re.sub(r"<[^>]+>", " ", prose[max(0, at - 80) : at + 80]))
+            log.warning(
+                f"docs/{rel}: a raw fence marker {marker} leaked into the HTML near: "
+                f"{' '.join(near.split())!r}"
+            )
+    return content
+
+
+def on_serve(server, config, builder):
+    outputs = records.outputs_dir()
+    outputs.mkdir(parents=True, exist_ok=True)
+    server.watch(str(outputs))
+    server.watch(str(pages.ROOT / "snippets"))
+    return server
