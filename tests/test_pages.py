@@ -1,0 +1,56 @@
+"""Checks over every page in docs/: what the engine must not miss, and page conventions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.engine import pages
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = sorted((ROOT / "docs").rglob("*.md"))
+IDS = [p.relative_to(ROOT).as_posix() for p in DOCS]
+
+
+@pytest.mark.parametrize("page", DOCS, ids=IDS)
+def test_every_python_fence_is_collected_or_marked_notest(page):
+    """A plain line scan and the engine's parser must find the same Python fences."""
+    text = page.read_text("utf8")
+    scanned = pages.scan_python_fences(text)
+    parsed = [b.line for b in pages.read_page(page)]
+    missed = sorted(set(scanned) - set(parsed))
+    assert not missed, (
+        f"Python fences the engine would not run: "
+        f"{', '.join(f'{page.relative_to(ROOT)}:{n}' for n in missed)} "
+        "(indent them as a container body, or mark them {.python notest})"
+    )
+    assert len(parsed) == len(scanned)
+
+
+@pytest.mark.parametrize("page", DOCS, ids=IDS)
+def test_code_lines_fit_the_content_column(page):
+    rel = page.relative_to(ROOT)
+    long = [
+        f"{rel}:{block.line}+{i}: {len(line)} characters"
+        for block in pages.read_page(page)
+        for i, line in enumerate(block.source.splitlines(), 1)
+        if len(line) > 80
+    ]
+    assert not long, "code lines longer than 80 characters:\n" + "\n".join(long)
+
+
+def test_the_line_scan_finds_fences_in_every_container():
+    text = (ROOT / "tests" / "pages" / "containers.md").read_text()
+    scanned = pages.scan_python_fences(text)
+    assert len(scanned) == 6  # four in containers, one notest, one at top level
+    assert scanned == [b.line for b in pages.read_page(ROOT / "tests/pages/containers.md")]
+
+
+def test_a_fence_the_parser_cannot_see_is_caught(tmp_path):
+    """A fence indented under a paragraph is code text to Markdown, not a fence."""
+    page = tmp_path / "hidden.md"
+    page.write_text("Some text\n\n    ```python\n    x = 1\n    ```\n")
+    scanned = pages.scan_python_fences(page.read_text())
+    parsed = [b.line for b in pages.read_page(page)]
+    assert scanned == [3] and parsed == []
