@@ -7,6 +7,7 @@
     python3 tests/dev.py browser                         headless-chromium tests of site/
     python3 tests/dev.py bench                           timing figures of suite and build
     python3 tests/dev.py data                            download the data sets into the cache
+    python3 tests/dev.py new SECTION/NAME "Title"        scaffold a note and add it to the nav
     python3 tests/dev.py full [NAME...]                  full tier: reproduce published results
     python3 tests/dev.py lint                            zizmor and actionlint on .github/workflows
     python3 tests/dev.py links                           check external links (needs internet)
@@ -125,6 +126,9 @@ def cmd_bench(args) -> int:
     t0 = time.perf_counter()
     run(BIN / "mkdocs", "build", "--strict", "--quiet", check=False)
     build = time.perf_counter() - t0
+    browser_figures = ROOT / "build" / "browser-figures.json"
+    browser_figures.unlink(missing_ok=True)
+    pytest("-q", "-m", "browser", "tests/browser", "-k", "search_results or page_weight")
     figures = {
         "pages_suite_wall_s": round(suite, 2),
         "blocks": blocks["count"],
@@ -132,10 +136,43 @@ def cmd_bench(args) -> int:
         "overhead_ratio": round(suite / max(blocks["seconds"], 1e-9), 3),
         "strict_build_s": round(build, 2),
     }
+    if browser_figures.exists():
+        figures.update(json.loads(browser_figures.read_text()))
     for key, value in figures.items():
         print(f"{key:>22}: {value}")
     report.write_text(json.dumps(figures, indent=1))
     return code
+
+
+def cmd_new(args) -> int:
+    """Copy the note template to docs/SECTION/NAME.md and add it to mkdocs.yml's nav."""
+    import re
+
+    if len(args) != 2 or not re.fullmatch(r"[a-z0-9-]+/[a-z0-9-]+", args[0]):
+        print('usage: python3 tests/dev.py new SECTION/NAME "Title" '
+              "(kebab-case, e.g. foundations/my-idea)")
+        return 2
+    rel, title = f"{args[0]}.md", args[1]
+    page = ROOT / "docs" / rel
+    if page.exists():
+        print(f"dev: {page.relative_to(ROOT)} exists already")
+        return 1
+    config = (ROOT / "mkdocs.yml").read_text("utf8").split("\n")
+    section = rel.split("/")[0]
+    entries = [i for i, line in enumerate(config)
+               if re.match(rf"\s+- {re.escape(section)}/[^ ]+\.md\s*$", line)]
+    if not entries:
+        print(f"dev: no section '{section}' in mkdocs.yml's nav; add the section first")
+        return 1
+    last = entries[-1]
+    indent = config[last][: len(config[last]) - len(config[last].lstrip())]
+    config.insert(last + 1, f"{indent}- {rel}")
+    template = (ROOT / ".github" / "NOTE_TEMPLATE.md").read_text("utf8")
+    page.write_text(template.replace("{title}", title), "utf8")
+    (ROOT / "mkdocs.yml").write_text("\n".join(config), "utf8")
+    print(f"dev: wrote docs/{rel} and added it to the nav; next:\n"
+          f"  python3 tests/dev.py test docs/{rel}\n  python3 tests/dev.py serve")
+    return 0
 
 
 def cmd_full(args) -> int:
@@ -190,6 +227,7 @@ COMMANDS = {
     "browser": cmd_browser,
     "bench": cmd_bench,
     "data": cmd_data,
+    "new": cmd_new,
     "full": cmd_full,
     "lint": cmd_lint,
     "links": cmd_links,

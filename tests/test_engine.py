@@ -215,3 +215,43 @@ def test_stale_and_missing_outputs_fail_the_strict_build(tmp_path):
     assert lenient.returncode == 0
     html = (tmp_path / "site" / "page" / "index.html").read_text()
     assert html.count("Output stale") == 2
+
+
+def test_gpu_outputs_show_beside_cpu_outputs_when_they_differ(tmp_path):
+    """A block whose GPU run printed something else gets CPU and GPU tabs."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    page = docs / "speed.md"
+    page.write_text("# Speed\n\n```python\nprint('measured')\n```\n\n"
+                    "```python\nprint('same everywhere')\n```\n")
+    outputs = tmp_path / "outputs"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_MKDOCS_2_WARNING": "1",
+           "DLNOTES_OUTPUTS": str(outputs)}
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                    "-c", str(ROOT / "pyproject.toml"), str(page)],
+                   cwd=ROOT, env=env, check=True, capture_output=True)
+    cpu = json.loads(next((outputs / "cpu").rglob("speed.md.json")).read_text())
+    gpu = json.loads(json.dumps(cpu))
+    gpu["run"]["device"] = "NVIDIA H100 80GB HBM3"
+    first = min(gpu["blocks"].values(), key=lambda b: b["line"])
+    first["output"] = "measured on the GPU\n"
+    target = outputs / "cuda" / next((outputs / "cpu").rglob("speed.md.json")).relative_to(
+        outputs / "cpu")
+    target.parent.mkdir(parents=True)
+    target.write_text(json.dumps(gpu))
+    config = tmp_path / "mkdocs.yml"
+    config.write_text(
+        f"site_name: t\ndocs_dir: {docs}\nsite_dir: {tmp_path / 'site'}\n"
+        f"hooks: [{ROOT / 'tests/engine/mkdocs_hooks.py'}]\n"
+        "markdown_extensions: [pymdownx.superfences, "
+        "{pymdownx.tabbed: {alternate_style: true}}]\n"
+    )
+    built = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config)],
+        cwd=ROOT, env=env, capture_output=True, text=True,
+    )
+    assert built.returncode == 0, built.stderr
+    html = (tmp_path / "site" / "speed" / "index.html").read_text()
+    assert html.count("tabbed-set") == 1  # only the block whose outputs differ
+    assert "GPU: NVIDIA H100 80GB HBM3" in html and "measured on the GPU" in html
+    assert "2/2 blocks ran on NVIDIA H100 80GB HBM3" in html  # the GPU stamp

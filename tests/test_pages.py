@@ -54,3 +54,50 @@ def test_a_fence_the_parser_cannot_see_is_caught(tmp_path):
     scanned = pages.scan_python_fences(page.read_text())
     parsed = [b.line for b in pages.read_page(page)]
     assert scanned == [3] and parsed == []
+
+
+def front_matter(page: Path) -> dict:
+    import yaml
+
+    text = page.read_text("utf8")
+    if not text.startswith("---\n"):
+        return {}
+    return yaml.safe_load(text[4 : text.index("\n---", 4)]) or {}
+
+
+CONTENT = [p for p in DOCS if p.name != "abbreviations.md"]
+CONTENT_IDS = [p.relative_to(ROOT).as_posix() for p in CONTENT]
+
+
+@pytest.mark.parametrize("page", CONTENT, ids=CONTENT_IDS)
+def test_every_page_has_a_description(page):
+    meta = front_matter(page)
+    description = meta.get("description", "")
+    assert isinstance(description, str) and 20 <= len(description) <= 200, (
+        f"{page.relative_to(ROOT)}: front matter needs a one-line `description:` "
+        "(20-200 characters); it is the page's summary in search and link previews"
+    )
+
+
+@pytest.mark.parametrize("page", CONTENT, ids=CONTENT_IDS)
+def test_concept_pages_have_tags_and_references(page):
+    if not any(b.runs for b in pages.read_page(page)):
+        pytest.skip("not a concept page (no running code)")
+    rel = page.relative_to(ROOT)
+    assert front_matter(page).get("tags"), f"{rel}: front matter needs `tags:`"
+    text = page.read_text("utf8")
+    assert "\n## References" in text, f"{rel}: needs a `## References` section"
+    refs = text.split("\n## References", 1)[1]
+    assert "http" in refs, f"{rel}: the References section has no links"
+
+
+@pytest.mark.parametrize("page", CONTENT, ids=CONTENT_IDS)
+def test_images_in_prose_have_alt_text(page):
+    import re
+
+    text = page.read_text("utf8")
+    missing = [
+        f"{page.relative_to(ROOT)}:{text[: m.start()].count(chr(10)) + 1}"
+        for m in re.finditer(r"!\[\s*\]\(", text)
+    ]
+    assert not missing, f"images without alt text: {missing}"

@@ -145,3 +145,62 @@ def test_search_finds_identifiers(visit, query, expected):
         assert expected in first.get_attribute("href")
     shot(page, f"search-{query}")
     v.check_clean()
+
+
+FIGURES = ROOT / "build" / "browser-figures.json"
+
+
+def _record_figure(key, value):
+    import json
+
+    FIGURES.parent.mkdir(parents=True, exist_ok=True)
+    data = json.loads(FIGURES.read_text()) if FIGURES.exists() else {}
+    data[key] = value
+    FIGURES.write_text(json.dumps(data, indent=1, sort_keys=True))
+
+
+def test_time_from_page_load_to_search_results(browser, server):
+    """Measured, not asserted: printed by `tests/dev.py bench`."""
+    import time
+
+    v = Visit(browser, server)
+    try:
+        v.page.goto(server, wait_until="load")
+        start = time.perf_counter()
+        box = v.page.locator("input.md-search__input")
+        box.click()
+        box.type("softmax")
+        v.page.locator(".md-search-result__item").first.wait_for(timeout=15_000)
+        elapsed = time.perf_counter() - start
+        _record_figure("search_results_after_load_ms", round(elapsed * 1000))
+        v.check_clean()
+    finally:
+        v.context.close()
+
+
+def test_page_weight_of_every_page(browser, server):
+    """Bytes transferred to load each page (HTML + assets, cold cache). Printed by bench."""
+    import statistics
+
+    htmls = sorted(SITE.rglob("index.html"))
+    weights = {}
+    for html in htmls:
+        path = html.parent.relative_to(SITE).as_posix()
+        path = "" if path == "." else path + "/"
+        v = Visit(browser, server)
+        try:
+            v.page.goto(server + path, wait_until="networkidle")
+            weights[path or "/"] = v.page.evaluate(
+                "() => performance.getEntriesByType('navigation')"
+                ".concat(performance.getEntriesByType('resource'))"
+                ".reduce((s, e) => s + (e.transferSize || 0), 0)"
+            )
+            v.check_clean()
+        finally:
+            v.context.close()
+    assert all(w > 0 for w in weights.values())
+    _record_figure("pages", len(weights))
+    _record_figure("median_page_weight_kb", round(statistics.median(weights.values()) / 1024, 1))
+    _record_figure("max_page_weight_kb", round(max(weights.values()) / 1024, 1))
+    index = SITE / "search" / "search_index.json"
+    _record_figure("search_index_kb", round(index.stat().st_size / 1024, 1))

@@ -6,6 +6,8 @@
 - Under each page title, a stamp: how many blocks ran, on what, at which commit and date.
 - Math from pymdownx.arithmatex rendered to MathML by latex2mathml.
 - A raw fence marker (``` or ~~~) left in a page's HTML is reported.
+- A page's front-matter `keywords` (other spellings readers search for) are added to its
+  HTML as hidden text, so search finds the page by them.
 """
 
 from __future__ import annotations
@@ -73,6 +75,9 @@ def on_page_markdown(markdown, page, config, files):
         else:
             ran += 1
             extra = _output(entry["output"])
+            gpu = recs["cuda"]["blocks"].get(block.digest)
+            if gpu is not None and gpu["output"] != entry["output"]:
+                extra = _device_tabs(extra, _output(gpu["output"]), recs["cuda"]["run"])
             for k, fig in enumerate(entry["figures"]):
                 uri = _figure_uri(page.file.src_uri, block.digest, k)
                 src = posixpath.relpath(uri, posixpath.dirname(page.file.src_uri))
@@ -95,6 +100,15 @@ def _output(text: str) -> list[str]:
         return []
     ticks = "`" * max(3, 1 + max(map(len, re.findall(r"`+", text)), default=0))
     return [f"{ticks} {{.text .dl-output}}", *text.rstrip("\n").split("\n"), ticks]
+
+
+def _device_tabs(cpu: list[str], gpu: list[str], run: dict) -> list[str]:
+    """CPU and GPU outputs of one block side by side, when the GPU run printed otherwise."""
+    device = run.get("device", "GPU").replace('"', "'")
+    tabs = []
+    for title, body in (("CPU", cpu), (f"GPU: {device}", gpu)):
+        tabs += [f'=== "{title}"', ""] + [("    " + s) if s else s for s in body] + [""]
+    return tabs
 
 
 def _placeholder(rel: str, state: str) -> list[str]:
@@ -144,6 +158,9 @@ def on_page_content(content, page, config, files):
 
     content = _MATH.sub(mathml, content)
     _toc_math(page.toc)
+    keywords = page.meta.get("keywords")
+    if keywords:  # other spellings readers search for: indexed, not shown
+        content += f'<p class="dl-keywords" hidden>{html.escape(", ".join(keywords))}</p>'
     prose = _CODE.sub("", content)
     for marker in ("```", "~~~"):
         at = prose.find(marker)

@@ -125,6 +125,7 @@ def snippet_preprocessor():
     base = config.get("base_path", ["."])
     base = [base] if isinstance(base, str) else base
     config["base_path"] = [str((ROOT / b).resolve()) for b in base]
+    config.pop("auto_append", None)  # appended to whole pages by MkDocs, never to fences
     md = markdown.Markdown(
         extensions=["pymdownx.snippets"],
         extension_configs={"pymdownx.snippets": config},

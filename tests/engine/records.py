@@ -29,7 +29,7 @@ def outputs_dir() -> Path:
 
 
 def record_path(page: Path, kind: str) -> Path:
-    return outputs_dir() / kind / (_rel(page) + ".json")
+    return outputs_dir() / kind / (_rel(page).lstrip("/") + ".json")
 
 
 def load(page: Path, kind: str) -> dict:

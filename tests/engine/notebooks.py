@@ -1,0 +1,1 @@
+"""MkDocs hooks for notebooks: each page as a downloadable notebook, and the labs."""
