@@ -255,3 +255,12 @@ def test_gpu_outputs_show_beside_cpu_outputs_when_they_differ(tmp_path):
     assert html.count("tabbed-set") == 1  # only the block whose outputs differ
     assert "GPU: NVIDIA H100 80GB HBM3" in html and "measured on the GPU" in html
     assert "2/2 blocks ran on NVIDIA H100 80GB HBM3" in html  # the GPU stamp
+
+
+def test_xdist_keeps_each_page_on_one_worker(tmp_path):
+    code, out, outcomes = run_pages(
+        tmp_path, "once.md", "containers.md", args=["-n", "2"]
+    )
+    assert code == 0, out
+    assert len(outcomes) == 3 + 5
+    assert log(tmp_path) == "123"  # no block of once.md ran twice

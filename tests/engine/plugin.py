@@ -44,6 +44,9 @@ def pytest_configure(config):
     os.environ.setdefault("MPLBACKEND", "Agg")
     os.environ.setdefault("DLNOTES_OFFLINE", "1")  # tests never touch the network
     config.option.markdowndocs_syntax = "superfences"
+    if getattr(config.option, "dist", "no") == "load":
+        # pytest-xdist: keep a page's blocks on one worker, so none runs twice
+        config.option.dist = "loadfile"
     if config.getoption("require_cuda"):
         import torch
 
