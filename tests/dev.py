@@ -11,6 +11,7 @@
     python3 tests/dev.py full [NAME...]                  full tier: reproduce published results
     python3 tests/dev.py lint                            zizmor and actionlint on .github/workflows
     python3 tests/dev.py links                           check external links (needs internet)
+    python3 tests/dev.py notebooks DIR                   write every page's notebook into DIR
 
 Every command first makes sure the project-local virtual environment .venv exists and matches
 requirements.txt (installing only when requirements.txt changed).
@@ -220,8 +221,17 @@ def cmd_links(args) -> int:
                env={"DLNOTES_CHECK_LINKS": "true"}, check=False)
 
 
+def cmd_notebooks(args) -> int:
+    """Every page with code as a notebook under DIR (what Colab opens); runs no page code."""
+    if len(args) != 1:
+        print("usage: python3 tests/dev.py notebooks DIR")
+        return 2
+    return run(PY, "-m", "tests.engine.notebooks", Path(args[0]).resolve(), check=False)
+
+
 COMMANDS = {
     "test": cmd_test,
+    "notebooks": cmd_notebooks,
     "serve": cmd_serve,
     "build": cmd_build,
     "browser": cmd_browser,

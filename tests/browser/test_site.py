@@ -12,7 +12,7 @@ import http.server
 import os
 import threading
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import urljoin, urlparse
 
 import pytest
 
@@ -145,6 +145,94 @@ def test_search_finds_identifiers(visit, query, expected):
     if expected:
         assert expected in first.get_attribute("href")
     shot(page, f"search-{query}")
+    v.check_clean()
+
+
+def _luminance(rgb: str) -> float:
+    r, g, b = (int(x) for x in rgb[rgb.index("(") + 1 : rgb.index(")")].split(",")[:3])
+    return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255
+
+
+def test_dark_mode_toggle_keeps_figures_legible(visit):
+    v = visit("foundations/kaiming-init/")
+    page = v.page
+    assert page.evaluate("document.body.dataset.mdColorScheme") == "default"
+    page.locator("form[data-md-component=palette] label:visible").first.click()
+    page.wait_for_function("document.body.dataset.mdColorScheme === 'slate'")
+    body = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert _luminance(body) < 0.3, f"dark mode background is {body}"
+    img = page.locator("img.dl-figure").first
+    img.scroll_into_view_if_needed()
+    page.wait_for_function("i => i.complete && i.naturalWidth > 0",
+                           arg=img.element_handle(), timeout=10_000)
+    behind = img.evaluate("i => getComputedStyle(i).backgroundColor")
+    assert _luminance(behind) > 0.9, f"figure background in dark mode: {behind}"
+    shot(page, "dark-mode-figure")
+    v.check_clean()
+
+
+def test_copy_button_copies_the_block(browser, server):
+    context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
+    try:
+        page = context.new_page()
+        page.goto(server + "foundations/cross-entropy/", wait_until="networkidle")
+        block = page.locator("article .highlight").first
+        block.hover()
+        block.locator("button[data-md-type=copy]").click()
+        copied = page.evaluate("navigator.clipboard.readText()")
+        shown = block.locator("code").inner_text()
+        assert copied.strip() and copied.strip() == shown.strip()
+    finally:
+        context.close()
+
+
+def test_phone_width(visit):
+    v = visit("foundations/cross-entropy/", width=390)
+    page = v.page
+    overflow = page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 1, f"the page scrolls sideways by {overflow}px at 390px"
+    box = page.locator("article").bounding_box()
+    assert box["width"] > 300, f"the article is {box['width']}px wide on a phone"
+    assert page.locator(".md-header__button[for=__drawer]").is_visible()  # menu button
+    shot(page, "phone-cross-entropy")
+    v.check_clean()
+
+
+def test_download_notebook_link_serves_a_notebook(visit):
+    import json
+
+    v = visit("foundations/cross-entropy/")
+    link = v.page.locator("a.dl-notebook").first
+    assert link.get_attribute("download") is not None
+    response = v.page.request.get(urljoin(v.page.url, link.get_attribute("href")))
+    assert response.ok
+    nb = json.loads(response.text())
+    assert nb["nbformat"] == 4
+    kinds = {c["cell_type"] for c in nb["cells"]}
+    assert kinds == {"code", "markdown"}
+    assert "snippets" in "".join(nb["cells"][0]["source"])  # the set-up cell
+    colab = v.page.locator("a.dl-colab").first.get_attribute("href")
+    assert colab.startswith("https://colab.research.google.com/github/")
+    v.check_clean()
+
+
+LABS = sorted(p.stem for p in (ROOT / "docs" / "labs").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("name", LABS)
+def test_lab_shows_executed_outputs(visit, name):
+    import json
+
+    v = visit(f"labs/{name}/")
+    page = v.page
+    assert page.locator(".jp-OutputArea-output").count() > 0, "no cell outputs"
+    assert "Executed on" in page.locator(".dl-stamp").first.inner_text()
+    href = page.locator("a.dl-notebook").first.get_attribute("href")
+    nb = json.loads(page.request.get(urljoin(page.url, href)).text())
+    outputs = [o for c in nb["cells"] for o in c.get("outputs", [])]
+    assert outputs and not [o for o in outputs if o["output_type"] == "error"]
+    shot(page, f"lab-{name}")
     v.check_clean()
 
 

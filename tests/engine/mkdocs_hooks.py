@@ -35,6 +35,8 @@ def _figure_uri(src_uri: str, digest: str, k: int) -> str:
 
 def on_files(files, config):
     for file in list(files.documentation_pages()):
+        if not file.src_uri.endswith(".md"):
+            continue
         path = Path(file.abs_src_path)
         blocks = [b for b in pages.read_page(path) if b.runs]
         if not blocks:

@@ -1,1 +1,342 @@
-"""MkDocs hooks for notebooks: each page as a downloadable notebook, and the labs."""
+"""Notebooks: every concept page as a Jupyter notebook, and the labs.
+
+Page notebooks (made by the site build from the page itself; the build runs no code):
+- prose becomes Markdown cells (admonition, details and tab titles kept as bold lines),
+  each running Python block a code cell with its snippet includes expanded, and a
+  `notest` block a Markdown code listing;
+- a first code cell makes the shared `snippets` package importable outside the
+  repository (it downloads the modules the page needs from the published site) and
+  seeds like the test run does;
+- published beside the page as `<page>.ipynb`; the page links it and "Open in Colab"
+  (Colab opens the copy that the pages workflow pushes to the `notebooks` branch).
+
+Labs (docs/labs/*.ipynb, stored without outputs) are executed by the test run
+(`execute_lab`, collected in plugin.py), which keeps the executed copy in
+build/outputs/<kind>/docs/labs/<name>.ipynb stamped with the source's sha256. The build
+renders that copy through mkdocs-jupyter; a missing or stale copy is reported, which
+fails the strict build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import logging
+import os
+import posixpath
+import re
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from mkdocs.plugins import event_priority
+from mkdocs.structure.files import File
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.engine import pages, records  # noqa: E402
+
+log = logging.getLogger("mkdocs.plugins.dlnotes.notebooks")
+ROOT = pages.ROOT
+SNIPPETS_ENV = "DLNOTES_SNIPPETS_URL"  # where a notebook fetches snippets from
+_IMPORT = re.compile(r"^\s*(?:from|import)\s+snippets\.(\w+)", re.M)
+_OPENER = re.compile(
+    r'^(?P<indent> *)(?:!!!|\?\?\?\+?|===!?\+?) *(?P<kind>\w+)?(?: +"(?P<title>[^"]*)")?'
+    r"|^(?P<tindent> *)===!?\+? +\"(?P<tab>[^\"]*)\""
+)
+
+
+# ---------------------------------------------------------------- page -> notebook
+
+
+def snippet_modules(code: str) -> list[str]:
+    """The snippets modules a piece of code needs, with what they import in turn."""
+    todo, seen = _IMPORT.findall(code), {"__init__"}
+    while todo:
+        name = todo.pop()
+        if name in seen or not (ROOT / "snippets" / f"{name}.py").exists():
+            continue
+        seen.add(name)
+        todo += _IMPORT.findall((ROOT / "snippets" / f"{name}.py").read_text("utf8"))
+    return sorted(seen)
+
+
+def setup_cell(modules: list[str], site_url: str) -> str:
+    files = ", ".join(f'"{m}.py"' for m in modules)
+    return f'''\
+# Set-up. DL Notes pages share code through the `snippets` package; outside
+# the repository this cell downloads the modules this page uses from the site.
+import importlib.util, os, pathlib, urllib.request
+base = os.environ.get("{SNIPPETS_ENV}", "{site_url}snippets/")
+if importlib.util.find_spec("snippets") is None:
+    pathlib.Path("snippets").mkdir(exist_ok=True)
+    for name in [{files}]:
+        urllib.request.urlretrieve(base + name, "snippets/" + name)
+
+import random, numpy, torch  # the same seeds as the page's test run
+random.seed(0); numpy.random.seed(0); torch.manual_seed(0)'''
+
+
+def _flat_prose(text: str) -> list[str]:
+    """The page's lines with containers dedented and their openers as bold titles."""
+    flat = pages.flatten_containers(text).split("\n")
+    for i, line in enumerate(text.split("\n")):
+        m = _OPENER.match(line)
+        if m and line.strip()[:3] in ("!!!", "???", "===") and not flat[i].strip():
+            title = m["title"] or m["tab"] or (m["kind"] or "").capitalize()
+            flat[i] = f"**{title}**" if title else ""
+    return flat
+
+
+def _cell_text(lines: list[str]) -> str:
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")
+
+
+def page_notebook(path: Path, site_url: str) -> nbformat.NotebookNode:
+    """The page as a notebook: its prose and its blocks, in order."""
+    text = path.read_text("utf8")
+    lines = _flat_prose(text)
+    start = 0
+    if lines and lines[0].strip() == "---":  # front matter
+        start = lines.index("---", 1) + 1
+    blocks = pages.read_page(path)
+    cells = []
+    code = "\n".join(b.source for b in blocks if b.runs)
+    cells.append(nbformat.v4.new_code_cell(setup_cell(snippet_modules(code), site_url)))
+    at = start
+    for b in blocks:
+        prose = _cell_text(lines[at : b.line - 1])
+        if "--8<--" in prose:
+            prose = pages.expand_snippets(prose)
+        if prose.strip():
+            cells.append(nbformat.v4.new_markdown_cell(prose))
+        source = b.source.rstrip("\n")
+        if b.runs:
+            cells.append(nbformat.v4.new_code_cell(source))
+        else:
+            cells.append(nbformat.v4.new_markdown_cell(f"```python\n{source}\n```"))
+        at = b.end_line
+    rest = _cell_text(lines[at:])
+    if rest.strip():
+        cells.append(nbformat.v4.new_markdown_cell(rest))
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {
+        "name": "python3", "display_name": "Python 3", "language": "python"
+    }
+    nb.metadata["dlnotes"] = {"page": pages._rel(path)}
+    nbformat.validate(nb)
+    return nb
+
+
+def notebook_uri(src_uri: str) -> str:
+    return src_uri.removesuffix(".md") + ".ipynb"
+
+
+# ---------------------------------------------------------------- labs
+
+
+def source_sha256(path: Path) -> str:
+    """A lab's identity: its cells' sources and types (outputs and ids ignored)."""
+    nb = nbformat.read(path, as_version=4)
+    cells = [(c.cell_type, c.source) for c in nb.cells]
+    return hashlib.sha256(json.dumps(cells).encode()).hexdigest()
+
+
+def executed_path(path: Path, kind: str = "cpu") -> Path:
+    return records.outputs_dir() / kind / pages._rel(path)
+
+
+_LAB_SETUP = """\
+%matplotlib inline
+%config InlineBackend.figure_formats = ["svg"]
+import random, numpy, torch
+random.seed(0); numpy.random.seed(0); torch.manual_seed(0)"""
+
+
+class LabError(Exception):
+    """A lab cell failed: the message names the notebook and the cell."""
+
+
+def execute_lab(path: Path, kind: str | None = None, timeout: int = 600) -> Path:
+    """Run a lab top to bottom in a fresh kernel; keep the executed copy.
+
+    On failure the stale executed copy is removed and LabError names the cell.
+    """
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    kind = kind or records.device_kind()
+    rel = pages._rel(path)
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.insert(0, nbformat.v4.new_code_cell(_LAB_SETUP))
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    client = NotebookClient(
+        nb, timeout=timeout, kernel_name="python3",
+        resources={"metadata": {"path": str(ROOT)}},
+    )
+    out = executed_path(path, kind)
+    start = time.perf_counter()
+    try:
+        client.execute(env=env)
+    except CellExecutionError as e:
+        out.unlink(missing_ok=True)
+        failed = next(
+            (i for i, c in enumerate(nb.cells)
+             if any(o.get("output_type") == "error" for o in c.get("outputs", []))),
+            None,
+        )
+        where = f"cell {failed}" if failed else "a cell"  # cell 0 is the set-up
+        first = str(e).strip().split("\n")
+        raise LabError(f"{rel}: {where} failed:\n" + "\n".join(first[-30:])) from None
+    nb.cells.pop(0)
+    nb.metadata["dlnotes"] = {
+        "source_sha256": source_sha256(path),
+        "seconds": round(time.perf_counter() - start, 2),
+        **records.environment(),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".ipynb.tmp")
+    nbformat.write(nb, tmp)
+    os.replace(tmp, out)
+    return out
+
+
+# ---------------------------------------------------------------- MkDocs hooks
+
+_labs: dict[str, dict] = {}  # src_uri -> executed copy's metadata
+
+
+@event_priority(100)  # before mkdocs-jupyter wraps the lab files
+def on_files(files, config):
+    site_url = config.get("site_url") or "/"
+    for file in list(files):
+        if file.src_uri.endswith(".ipynb") and file.src_uri.startswith("labs/"):
+            src = Path(file.abs_src_path)
+            rel = pages._rel(src)
+            done = executed_path(src, "cpu")
+            meta = {}
+            if done.exists():
+                meta = nbformat.read(done, as_version=4).metadata.get("dlnotes", {})
+            if meta.get("source_sha256") == source_sha256(src):
+                files.remove(file)
+                files.append(File(file.src_uri, str(executed_path(ROOT / "docs", "cpu")),
+                                  config["site_dir"], config["use_directory_urls"]))
+                _labs[file.src_uri] = meta
+            else:
+                state = "stale" if done.exists() else "missing"
+                log.warning(f"{rel}: executed copy is {state}; refresh it with "
+                            f"`python3 tests/dev.py test {rel}`")
+                _labs[file.src_uri] = {"state": state}
+        elif file.is_documentation_page() and file.src_uri.endswith(".md"):
+            path = Path(file.abs_src_path)
+            if not any(b.runs for b in pages.read_page(path)):
+                continue
+            nb = page_notebook(path, site_url)
+            files.append(File.generated(config, notebook_uri(file.src_uri),
+                                        content=nbformat.writes(nb)))
+    for module in sorted((ROOT / "snippets").glob("*.py")):  # for the page notebooks
+        files.append(File.generated(config, f"snippets/{module.name}",
+                                    abs_src_path=str(module)))
+    return files
+
+
+def on_page_markdown(markdown, page, config, files):
+    """A page with code links its notebook and Colab, under the stamp."""
+    uri = notebook_uri(page.file.src_uri)
+    if files.get_file_from_path(uri) is None:
+        return markdown
+    here = page.url if page.url.endswith("/") or not page.url else posixpath.dirname(page.url)
+    href = posixpath.relpath(uri, here.rstrip("/") or ".")
+    repo = config.get("extra", {}).get("notebooks_repository")
+    links = [f'<a class="dl-notebook" href="{href}" download>Download notebook</a>']
+    if repo:
+        colab = f"https://colab.research.google.com/github/{repo}/{uri}"
+        links.append(f'<a class="dl-colab" href="{colab}">Open in Colab</a>')
+    bar = '<p class="dl-links">' + " · ".join(links) + "</p>"
+    lines = markdown.split("\n")
+    for i, line in enumerate(lines):
+        if line.startswith("# "):
+            j = i + 1
+            while j < len(lines) and not lines[j].strip():
+                j += 1
+            if j < len(lines) and lines[j].startswith('<p class="dl-stamp"'):
+                j += 1
+            lines[j:j] = ["", bar, ""]
+            return "\n".join(lines)
+    return markdown
+
+
+_THIRD_PARTY = re.compile(
+    r'<script\b[^>]*\bsrc="(?:(?:https?:)?//[^"]*)?"[^>]*>\s*</script>'
+    r"|<script\b[^>]*>(?:(?!</script>).)*?(?:MathJax|mermaid)(?:(?!</script>).)*</script>",
+    re.S,
+)
+
+
+_SKIP = re.compile(r"(<(pre|code|script|style|svg)\b.*?</\2>)", re.S)
+_TEX = re.compile(r"\$\$(.+?)\$\$|(?<![\\$])\$([^$\n]+?)\$", re.S)
+
+
+def _math(content: str, rel: str) -> str:
+    """$...$ and $$...$$ in a lab's Markdown cells to MathML (no MathJax, no CDN)."""
+    from latex2mathml.converter import convert
+
+    def one(m):
+        latex = html.unescape(m[1] or m[2]).strip()
+        try:
+            return convert(latex, display="block" if m[1] else "inline")
+        except Exception as e:  # noqa: BLE001 - report the lab and carry on
+            log.warning(f"docs/{rel}: cannot render math {latex!r}: {e}")
+            return m[0]
+
+    parts = _SKIP.split(content)
+    out = []
+    for i in range(0, len(parts), 3):  # prose, skipped element, its tag name
+        out.append(_TEX.sub(one, parts[i]))
+        if i + 1 < len(parts):
+            out.append(parts[i + 1])
+    return "".join(out)
+
+
+def on_page_content(content, page, config, files):
+    """Labs: nothing loaded from third-party hosts; a stamp and a download link."""
+    meta = _labs.get(page.file.src_uri)
+    if meta is None:
+        return content
+    content = _math(_THIRD_PARTY.sub("", content), page.file.src_uri)
+    name = posixpath.basename(page.file.src_uri)
+    if "source_sha256" in meta:
+        stamp = (f"Executed on {meta['device']} · torch {meta['torch']} · commit "
+                 f"<code>{meta['commit']}</code> · {meta['date']} · "
+                 f"{meta['seconds']:.0f} s")
+    else:
+        stamp = f"Executed copy {meta['state']}: outputs are not shown."
+    head = (f'<p class="dl-stamp">{stamp}</p><p class="dl-links">'
+            f'<a class="dl-notebook" href="{name}" download>Download notebook</a></p>')
+    at = content.find("</h1>")
+    at = at + len("</h1>") if at >= 0 else 0
+    return content[:at] + head + content[at:]
+
+
+def main(argv: list[str]) -> int:
+    """`python -m tests.engine.notebooks DIR`: every page's notebook, for Colab."""
+    from mkdocs.config import load_config
+
+    out = Path(argv[0])
+    site_url = load_config(str(ROOT / "mkdocs.yml")).site_url or "/"
+    count = 0
+    for page in sorted((ROOT / "docs").rglob("*.md")):
+        if any(b.runs for b in pages.read_page(page)):
+            rel = page.relative_to(ROOT / "docs").as_posix()
+            dest = out / notebook_uri(rel)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            nbformat.write(page_notebook(page, site_url), dest)
+            count += 1
+    print(f"wrote {count} notebooks into {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

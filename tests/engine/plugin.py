@@ -8,6 +8,7 @@ this plugin gives it
   exactly once per session, a block selected alone first runs its predecessors (once),
   and after a failure the page's later blocks are skipped with the reason.
 Each block's printed output and matplotlib figures are recorded (records.py) for the site.
+Lab notebooks (docs/labs/*.ipynb) are collected too: one test each (notebooks.py).
 """
 
 from __future__ import annotations
@@ -66,7 +67,33 @@ def pytest_markdown_docs_markdown_it():
 def pytest_collect_file(file_path, parent):
     if file_path.suffix == ".md" and not parent.config.option.markdowndocs:
         return PageFile.from_parent(parent, path=file_path)
+    if file_path.suffix == ".ipynb" and file_path.parent.name == "labs":
+        return LabFile.from_parent(parent, path=file_path)
     return None
+
+
+class LabFile(pytest.File):
+    """A lab notebook (docs/labs/*.ipynb): one test that runs it top to bottom."""
+
+    def collect(self):
+        yield LabItem.from_parent(self, name="lab")
+
+
+class LabItem(pytest.Item):
+    def runtest(self):
+        from .notebooks import execute_lab
+
+        execute_lab(self.path)
+
+    def repr_failure(self, excinfo, style=None):
+        from .notebooks import LabError
+
+        if excinfo.errisinstance(LabError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style)
+
+    def reportinfo(self):
+        return self.path, None, f"{pages._rel(self.path)} (lab)"
 
 
 class PageFile(markdown_docs.MarkdownTextFile):
