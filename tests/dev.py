@@ -146,7 +146,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_new(args) -> int:
-    """Copy the note template to docs/SECTION/NAME.md and add it to mkdocs.yml's nav."""
+    """Copy the note template to docs/SECTION/NAME.md; add it to the nav and section index."""
     import re
 
     if len(args) != 2 or not re.fullmatch(r"[a-z0-9-]+/[a-z0-9-]+", args[0]):
@@ -171,7 +171,13 @@ def cmd_new(args) -> int:
     template = (ROOT / ".github" / "NOTE_TEMPLATE.md").read_text("utf8")
     page.write_text(template.replace("{title}", title), "utf8")
     (ROOT / "mkdocs.yml").write_text("\n".join(config), "utf8")
-    print(f"dev: wrote docs/{rel} and added it to the nav; next:\n"
+    index = ROOT / "docs" / section / "index.md"
+    if index.exists():
+        text = index.read_text("utf8").rstrip("\n")
+        index.write_text(f"{text}\n- [{title}]({rel.split('/', 1)[1]})\n", "utf8")
+    print(f"dev: wrote docs/{rel}, added it to the nav and to docs/{section}/index.md.\n"
+          f"Next: give it its place and one line in docs/path.md, fill in the template "
+          f"(its **Builds on** pages must link back to it), then\n"
           f"  python3 tests/dev.py test docs/{rel}\n  python3 tests/dev.py serve")
     return 0
 

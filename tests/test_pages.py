@@ -101,3 +101,60 @@ def test_images_in_prose_have_alt_text(page):
         for m in re.finditer(r"!\[\s*\]\(", text)
     ]
     assert not missing, f"images without alt text: {missing}"
+
+
+SECTIONS = ("foundations", "makemore", "workflow")
+CONCEPTS = sorted(
+    p for s in SECTIONS for p in (ROOT / "docs" / s).glob("*.md") if p.name != "index.md"
+)
+LABS = sorted((ROOT / "docs" / "labs").glob("*.ipynb"))
+
+
+def _links(text: str, base: Path) -> set[Path]:
+    """Pages a Markdown text links to, resolved from the folder it sits in."""
+    import re
+
+    found = set()
+    for target in re.findall(r"\]\(([^)#\s]+\.(?:md|ipynb))(?:#[^)]*)?\)", text):
+        found.add((base / target).resolve())
+    return found
+
+
+def test_learning_path_links_every_page():
+    path = ROOT / "docs" / "path.md"
+    linked = _links(path.read_text("utf8"), path.parent)
+    missing = [p.relative_to(ROOT).as_posix() for p in CONCEPTS + LABS if p not in linked]
+    assert not missing, f"docs/path.md does not link: {missing}"
+
+
+@pytest.mark.parametrize("section", SECTIONS)
+def test_section_index_lists_its_pages(section):
+    index = ROOT / "docs" / section / "index.md"
+    linked = _links(index.read_text("utf8"), index.parent)
+    pages_ = [p for p in CONCEPTS if p.parent.name == section]
+    missing = [p.name for p in pages_ if p not in linked]
+    assert not missing, f"docs/{section}/index.md does not list: {missing}"
+
+
+def _builds_on(text: str, base: Path) -> set[Path]:
+    import re
+
+    m = re.search(r"\*\*Builds on:?\*\*:?(.*?)(?:\n\n|\n\*\*)", text, re.S)
+    return _links(m[1], base) if m else set()
+
+
+@pytest.mark.parametrize("page", CONCEPTS, ids=[p.name for p in CONCEPTS])
+def test_cross_links_go_both_ways(page):
+    """A page names what it builds on; each of those pages links back to it."""
+    rel = page.relative_to(ROOT).as_posix()
+    text = page.read_text("utf8")
+    assert "**Builds on" in text or page.name in ("tensors.md",), (
+        f"{rel}: needs a `**Builds on:**` line linking the pages it builds on")
+    for earlier in _builds_on(text, page.parent):
+        if not earlier.exists():
+            continue  # a broken link fails the strict build, with its own message
+        back = _links(earlier.read_text("utf8"), earlier.parent)
+        assert page.resolve() in back, (
+            f"{rel} builds on {earlier.relative_to(ROOT).as_posix()}, "
+            "which does not link back to it (add it to that page's **Leads to:** line)"
+        )

@@ -132,7 +132,11 @@ def test_page_shows_outputs_figures_math_and_stamp(visit, path):
 @pytest.mark.parametrize(
     "query, expected",
     [("cross_entropy", "cross-entropy"), ("is_contiguous", "tensor-storage-and-view"),
-     ("kaiming_normal_", "kaiming-init"), ("manual_seed", "")],
+     ("kaiming_normal_", "kaiming-init"), ("manual_seed", ""),
+     ("broadcast_shapes", "broadcasting"), ("onnxruntime", "export-onnx"),
+     ("scaled_dot_product_attention", "attention"), ("micrograd", "micrograd"),
+     ("FlattenConsecutive", "own-torch-nn"), ("DistributedDataParallel", "ddp"),
+     ("bigram", "bigram")],
 )
 def test_search_finds_identifiers(visit, query, expected):
     v = visit()

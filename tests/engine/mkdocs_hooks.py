@@ -3,7 +3,8 @@
 - Under each Python block, the output and figures that the test run recorded for it
   (records.py). A block without a current record is reported as `page:line` (an error in
   a strict build) and shows a placeholder saying how to refresh it.
-- Under each page title, a stamp: how many blocks ran, on what, at which commit and date.
+- Under each page title, a stamp: how many blocks ran, on what, at which commit and date;
+  on a page about speed (front matter `gpu_figures: true`), where its GPU figures stand.
 - Math from pymdownx.arithmatex rendered to MathML by latex2mathml.
 - A raw fence marker (``` or ~~~) left in a page's HTML is reported.
 - A page's front-matter `keywords` (other spellings readers search for) are added to its
@@ -90,6 +91,8 @@ def on_page_markdown(markdown, page, config, files):
         ]
     digests = {b.digest for b in blocks}
     stamp = _stamp(ran, len(blocks), cpu, recs["cuda"], digests)
+    if page.meta.get("gpu_figures"):  # a page about speed: say where GPU figures stand
+        stamp += "\n\n" + _gpu_note(recs["cuda"], digests)
     for i, line in enumerate(lines):
         if line.startswith("# "):
             lines[i + 1 : i + 1] = ["", stamp, ""]
@@ -111,6 +114,17 @@ def _device_tabs(cpu: list[str], gpu: list[str], run: dict) -> list[str]:
     for title, body in (("CPU", cpu), (f"GPU: {device}", gpu)):
         tabs += [f'=== "{title}"', ""] + [("    " + s) if s else s for s in body] + [""]
     return tabs
+
+
+def _gpu_note(cuda: dict, digests: set) -> str:
+    run = cuda.get("run") or {}
+    if run and any(d in cuda["blocks"] for d in digests):
+        return (f'!!! info "GPU figures"\n\n    Where a block printed something else on '
+                f"the GPU, its output has a **GPU** tab: measured on {run['device']} with "
+                f"torch {run['torch']} on {run['date']}.")
+    return ('!!! info "GPU figures: not measured yet"\n\n    The figures on this page '
+            "were measured on the CPU. The GPU job (`gpu.yml`) has not recorded this "
+            "page yet; once it has, each block shows its GPU output beside the CPU one.")
 
 
 def _placeholder(rel: str, state: str) -> list[str]:

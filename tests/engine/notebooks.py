@@ -191,6 +191,12 @@ def execute_lab(path: Path, kind: str | None = None, timeout: int = 600) -> Path
         first = str(e).strip().split("\n")
         raise LabError(f"{rel}: {where} failed:\n" + "\n".join(first[-30:])) from None
     nb.cells.pop(0)
+    for cell in nb.cells:  # number the lab's own cells from 1, without the set-up
+        if cell.cell_type == "code" and cell.get("execution_count"):
+            cell.execution_count -= 1
+            for o in cell.outputs:
+                if o.get("execution_count"):
+                    o.execution_count -= 1
     nb.metadata["dlnotes"] = {
         "source_sha256": source_sha256(path),
         "seconds": round(time.perf_counter() - start, 2),
@@ -300,12 +306,33 @@ def _math(content: str, rel: str) -> str:
     return "".join(out)
 
 
+_HREF = re.compile(r'href="(?![a-z]+:|#|/)([^"#]+\.md)(#[^"]*)?"')
+
+
+def _md_links(content: str, page, files) -> str:
+    """A lab's links to pages (`../foundations/x.md`) become links to their URLs."""
+    here = posixpath.dirname(page.file.src_uri)
+    base = page.url if page.url.endswith("/") else posixpath.dirname(page.url)
+
+    def one(m):
+        target = posixpath.normpath(posixpath.join(here, html.unescape(m[1])))
+        file = files.get_file_from_path(target)
+        if file is None:
+            log.warning(f"docs/{page.file.src_uri}: link to {m[1]}, which is not a page")
+            return m[0]
+        url = posixpath.relpath(file.url or ".", base.rstrip("/") or ".")
+        return f'href="{url}{"/" if file.url.endswith("/") else ""}{m[2] or ""}"'
+
+    return _HREF.sub(one, content)
+
+
 def on_page_content(content, page, config, files):
     """Labs: nothing loaded from third-party hosts; a stamp and a download link."""
     meta = _labs.get(page.file.src_uri)
     if meta is None:
         return content
     content = _math(_THIRD_PARTY.sub("", content), page.file.src_uri)
+    content = _md_links(content, page, files)
     name = posixpath.basename(page.file.src_uri)
     if "source_sha256" in meta:
         stamp = (f"Executed on {meta['device']} · torch {meta['torch']} · commit "
