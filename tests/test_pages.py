@@ -116,7 +116,8 @@ def _links(text: str, base: Path) -> set[Path]:
 
     found = set()
     for target in re.findall(r"\]\(([^)#\s]+\.(?:md|ipynb))(?:#[^)]*)?\)", text):
-        found.add((base / target).resolve())
+        if not re.match(r"[a-z][a-z0-9+.-]*:", target):  # not a URL
+            found.add((base / target).resolve())
     return found
 
 
@@ -158,3 +159,46 @@ def test_cross_links_go_both_ways(page):
             f"{rel} builds on {earlier.relative_to(ROOT).as_posix()}, "
             "which does not link back to it (add it to that page's **Leads to:** line)"
         )
+
+
+@pytest.mark.parametrize("page", CONCEPTS, ids=[p.name for p in CONCEPTS])
+def test_concept_pages_have_search_keywords(page):
+    """Other names and common misspellings, so search finds the page by them too."""
+    keywords = front_matter(page).get("keywords")
+    assert keywords and all(isinstance(k, str) for k in keywords), (
+        f"{page.relative_to(ROOT).as_posix()}: front matter needs `keywords:` "
+        "(other names and common misspellings readers search for)")
+
+
+def _nav_entries(items) -> set[str]:
+    found = set()
+    for item in items:
+        value = next(iter(item.values())) if isinstance(item, dict) else item
+        if isinstance(value, list):
+            found |= _nav_entries(value)
+        elif isinstance(value, str):
+            found.add(value)
+    return found
+
+
+def test_every_page_is_in_the_navigation():
+    from mkdocs.config import load_config
+
+    nav = _nav_entries(load_config(str(ROOT / "mkdocs.yml")).nav)
+    docs = ROOT / "docs"
+    pages_ = [p.relative_to(docs).as_posix()
+              for p in [*docs.rglob("*.md"), *LABS] if p.name != "abbreviations.md"]
+    missing = sorted(set(pages_) - nav)
+    assert not missing, f"pages missing from mkdocs.yml's nav: {missing}"
+
+
+@pytest.mark.parametrize("page", CONTENT, ids=CONTENT_IDS)
+def test_internal_links_point_at_pages(page):
+    """Relative links to .md/.ipynb files must name a file that exists (anchors are
+    checked by the strict build, which knows the headings' final ids)."""
+    text = page.read_text("utf8")
+    broken = [
+        target for target in _links(text, page.parent) if not target.exists()
+    ]
+    assert not broken, (f"{page.relative_to(ROOT).as_posix()} links to missing "
+                        f"pages: {sorted(str(b.relative_to(ROOT)) for b in broken)}")

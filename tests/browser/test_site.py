@@ -136,7 +136,7 @@ def test_page_shows_outputs_figures_math_and_stamp(visit, path):
      ("broadcast_shapes", "broadcasting"), ("onnxruntime", "export-onnx"),
      ("scaled_dot_product_attention", "attention"), ("micrograd", "micrograd"),
      ("FlattenConsecutive", "own-torch-nn"), ("DistributedDataParallel", "ddp"),
-     ("bigram", "bigram")],
+     ("bigram", "bigram"), ("kaming", "kaiming-init"), ("attension", "attention")],
 )
 def test_search_finds_identifiers(visit, query, expected):
     v = visit()
