@@ -173,6 +173,9 @@ def on_page_content(content, page, config, files):
             return m[0]
 
     content = _MATH.sub(mathml, content)
+    # Recorded outputs are shown, not searched: numbers would crowd out the prose.
+    content = content.replace('<div class="dl-output highlight">',
+                              '<div class="dl-output highlight" data-search-exclude>')
     _toc_math(page.toc)
     keywords = page.meta.get("keywords")
     if keywords:  # other spellings readers search for: indexed, not shown

@@ -181,6 +181,19 @@ def read_page(path: Path | str, text: str | None = None) -> list[Block]:
     path = Path(path)
     if text is None:
         text = path.read_text("utf8")
+    return list(_read_page(path, text, _snippets_stamp()))
+
+
+def _snippets_stamp() -> tuple:
+    """Changes whenever an includable file changes, so remembered pages are re-read."""
+    return tuple(
+        (p.name, p.stat().st_mtime_ns) for p in sorted((ROOT / "snippets").glob("*.py"))
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _read_page(path: Path, text: str, _stamp: tuple) -> tuple[Block, ...]:
+    """read_page, remembered: a page is read by collection, the runner and the build."""
     raw_lines = text.split("\n")
     blocks, chain = [], hashlib.sha256(b"dlnotes-v1").hexdigest()
     for tok in PageParser(path).parse(text):
@@ -214,7 +227,7 @@ def read_page(path: Path | str, text: str | None = None) -> list[Block]:
                 digest=digest,
             )
         )
-    return blocks
+    return tuple(blocks)
 
 
 def scan_python_fences(text: str) -> list[int]:

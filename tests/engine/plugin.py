@@ -114,6 +114,7 @@ class PageSession:
         self.blocks = [b for b in pages.read_page(path) if b.runs]
         self.done = 0  # blocks executed so far
         self.failure: str | None = None
+        self.finished = False
         name = "dlnotes_page_" + re.sub(r"\W", "_", self.rel.removesuffix(".md"))
         self.module = types.ModuleType(name)
         self.module.__file__ = str(path)
@@ -156,6 +157,7 @@ class PageSession:
                 exec(code, self.module.__dict__)
             seconds = time.perf_counter() - start
             figures = _collect_figures(f"{self.rel}:{block.line}")
+            render = time.perf_counter() - start - seconds  # drawing its figures
         except BaseException:
             _close_figures()
             self.failure = f"an earlier block failed: {self.rel}:{block.line}"
@@ -168,13 +170,16 @@ class PageSession:
             "output": out.getvalue(),
             "figures": figures,
             "seconds": round(seconds, 4),
+            "render_seconds": round(render, 4),
         }
         if self.done == len(self.blocks):
             self._finish()
-        else:
-            records.save(self.path, self.kind, self.record)
 
     def _finish(self) -> None:
+        """Write the page's record once: at its end, after a failure, or at session end."""
+        if self.finished:
+            return
+        self.finished = True
         records.save(self.path, self.kind, self.record)
         sys.modules.pop(self.module.__name__, None)
 
@@ -234,6 +239,13 @@ def _alt_text(fig) -> str:
 
 
 _sessions: dict[Path, PageSession] = {}
+
+
+def pytest_sessionfinish(session):
+    """Pages only partly selected (-k, a node id) still get their outputs recorded."""
+    for page in _sessions.values():
+        if page.done:
+            page._finish()
 
 
 @register_runner(default=True)

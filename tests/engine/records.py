@@ -4,6 +4,7 @@
     {"page": "docs/x.md",
      "run": {"device": ..., "torch": ..., "python": ..., "commit": ..., "date": ...},
      "blocks": {<chained hash>: {"line": 12, "output": "...", "seconds": 0.01,
+                                 "render_seconds": 0.2,  # drawing its figures
                                  "figures": [{"alt": "...", "svg": "<svg ..."}]}}}
 
 A block's entry is found by its chained hash (pages.Block.digest), so an entry recorded
@@ -107,11 +108,12 @@ def block_seconds(kind: str = "cpu") -> dict:
     """Sum of the blocks' own run times over the current records of every page."""
     from .pages import read_page
 
-    count, seconds = 0, 0.0
+    count, seconds, render = 0, 0.0, 0.0
     for page in sorted((ROOT / "docs").rglob("*.md")):
         recorded = load(page, kind)["blocks"]
         for block in read_page(page):
             if block.runs and block.digest in recorded:
                 count += 1
                 seconds += recorded[block.digest]["seconds"]
-    return {"count": count, "seconds": seconds}
+                render += recorded[block.digest].get("render_seconds", 0.0)
+    return {"count": count, "seconds": seconds, "render_seconds": render}
