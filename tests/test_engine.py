@@ -264,3 +264,53 @@ def test_xdist_keeps_each_page_on_one_worker(tmp_path):
     assert code == 0, out
     assert len(outcomes) == 3 + 5
     assert log(tmp_path) == "123"  # no block of once.md ran twice
+
+
+def _lab(path: Path, *sources: str) -> Path:
+    import nbformat
+
+    cells = [nbformat.v4.new_markdown_cell("# A lab")]
+    cells += [nbformat.v4.new_code_cell(s) for s in sources]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    return path
+
+
+@pytest.mark.slow
+def test_a_lab_runs_and_keeps_its_executed_copy(tmp_path):
+    from tests.engine import notebooks
+
+    lab = _lab(tmp_path / "labs" / "good.ipynb", "x = 6 * 7", "print(x)")
+    code, out, outcomes = run_pages_at(tmp_path, lab)
+    assert code == 0, out
+    done = tmp_path / "outputs" / "cpu" / str(lab).lstrip("/")
+    import nbformat
+
+    nb = nbformat.read(done, as_version=4)
+    assert nb.cells[2].outputs[0]["text"] == "42\n"
+    assert nb.cells[1].execution_count == 1  # the set-up cell is not shown
+    assert nb.metadata["dlnotes"]["source_sha256"] == notebooks.source_sha256(lab)
+    assert not nbformat.read(lab, as_version=4).cells[2].get("outputs")  # source intact
+
+
+@pytest.mark.slow
+def test_a_failing_lab_cell_fails_the_suite_and_names_the_cell(tmp_path):
+    lab = _lab(tmp_path / "labs" / "bad.ipynb", "x = 1", "assert x == 2, 'x is 1'")
+    stale = tmp_path / "outputs" / "cpu" / str(lab).lstrip("/")
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}")  # an old executed copy must not survive a failure
+    code, out, _ = run_pages_at(tmp_path, lab)
+    assert code == 1
+    assert "bad.ipynb: cell 3 of 3 failed" in out and "x is 1" in out
+    assert not stale.exists()
+
+
+def run_pages_at(tmp_path, *paths):
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"),
+         "--rootdir", str(tmp_path), "-p", "no:cacheprovider", *map(str, paths)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT),
+             "DLNOTES_OUTPUTS": str(tmp_path / "outputs")},
+    )
+    return proc.returncode, proc.stdout + proc.stderr, None

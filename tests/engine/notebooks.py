@@ -144,7 +144,7 @@ def source_sha256(path: Path) -> str:
 
 
 def executed_path(path: Path, kind: str = "cpu") -> Path:
-    return records.outputs_dir() / kind / pages._rel(path)
+    return records.outputs_dir() / kind / pages._rel(path).lstrip("/")
 
 
 _LAB_SETUP = """\
@@ -187,9 +187,10 @@ def execute_lab(path: Path, kind: str | None = None, timeout: int = 600) -> Path
              if any(o.get("output_type") == "error" for o in c.get("outputs", []))),
             None,
         )
-        where = f"cell {failed}" if failed else "a cell"  # cell 0 is the set-up
-        first = str(e).strip().split("\n")
-        raise LabError(f"{rel}: {where} failed:\n" + "\n".join(first[-30:])) from None
+        # nb.cells[0] is the set-up, so index k is the lab's cell k counted from 1
+        where = f"cell {failed} of {len(nb.cells) - 1}" if failed else "its set-up"
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip().split("\n")
+        raise LabError(f"{rel}: {where} failed:\n" + "\n".join(text[-30:])) from None
     nb.cells.pop(0)
     for cell in nb.cells:  # number the lab's own cells from 1, without the set-up
         if cell.cell_type == "code" and cell.get("execution_count"):
