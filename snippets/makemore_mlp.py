@@ -6,21 +6,16 @@ convergence, the part-2 MLP) and writes docs/results/makemore-mlp.json.
 """
 from __future__ import annotations
 
-import datetime
-import json
-import os
-import pathlib
-import tempfile
 import time
 
 import torch
 import torch.nn.functional as F
 
 from snippets.data import names
+from snippets import results
 from snippets.makemore_data import splits, vocabulary
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "docs" / "results" / "makemore-mlp.json"
+RESULTS = results.path("makemore-mlp")
 TARGETS = {"bigram_counting_nll": 2.454, "mlp_train": 2.126, "mlp_dev": 2.170}
 
 
@@ -162,24 +157,15 @@ def full_tier(out=RESULTS):
     result = {
         "bigram_counting": {"nll": nll, "bigrams": int(N.sum().item())},
         "bigram_network": net, "mlp": mlp, "targets": TARGETS,
-        "device": torch.cuda.get_device_name() if device == "cuda"
-        else "cpu", "torch": torch.__version__,
-        "date": datetime.date.today().isoformat(),
-        "wall_seconds": round(time.time() - start, 1)}
-    out = pathlib.Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(tmp, out)                          # atomic: whole or absent
+        **results.stamp(device, start)}
+    results.save(result, out)
     print(f"wrote {out} ({result['wall_seconds']:.0f} s)")
     return result
 
 
 def load_results(path=RESULTS):
     """The full tier's measurements, or None where it has not been run."""
-    path = pathlib.Path(path)
-    return json.loads(path.read_text()) if path.exists() else None
+    return results.load(path)
 
 
 if __name__ == "__main__":

@@ -8,20 +8,15 @@ the lecture and writes docs/results/makemore-part3.json.
 """
 from __future__ import annotations
 
-import datetime
-import json
-import os
-import pathlib
-import tempfile
 import time
 
 import torch
 import torch.nn.functional as F
 
+from snippets import results
 from snippets.makemore_data import splits
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "docs" / "results" / "makemore-part3.json"
+RESULTS = results.path("makemore-part3")
 VOCAB, BLOCK, N_EMBD, N_HIDDEN = 27, 3, 10, 200
 SEED = 2147483647
 # the lecture's final losses (train, dev) for each variant
@@ -150,27 +145,16 @@ def full_tier(out=RESULTS, steps=200_000):
                    "block_size": BLOCK, "n_embd": N_EMBD,
                    "n_hidden": N_HIDDEN},
         "runs": runs,
-        "device": (torch.cuda.get_device_name() if device == "cuda"
-                   else "cpu"),
-        "torch": torch.__version__,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
-            timespec="seconds"),
-        "wall_seconds": round(time.time() - start, 1),
+        **results.stamp(device, start),
     }
-    out = pathlib.Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(tmp, out)                          # atomic: whole or absent
+    results.save(result, out)
     print(f"wrote {out}")
     return result
 
 
 def load_results(path=RESULTS):
     """The full tier's measurements, or None where it has not been run."""
-    path = pathlib.Path(path)
-    return json.loads(path.read_text()) if path.exists() else None
+    return results.load(path)
 
 
 if __name__ == "__main__":

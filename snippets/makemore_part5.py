@@ -7,23 +7,18 @@ docs/results/makemore-part5.json after every finished run.
 """
 from __future__ import annotations
 
-import datetime
-import json
-import os
-import pathlib
-import tempfile
 import time
 
 import torch
 import torch.nn.functional as F
 
+from snippets import results
 from snippets.makemore_data import splits
 from snippets.makemore_layers import (BatchNorm1d, Embedding,
                                       FlattenConsecutive, Linear, Sequential,
                                       Tanh, buggy_batchnorm)
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "docs" / "results" / "makemore-part5.json"
+RESULTS = results.path("makemore-part5")
 VOCAB = 27
 
 
@@ -110,15 +105,6 @@ RUNS = [
 ]
 
 
-def write_json(result, out):
-    out = pathlib.Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(result, f, indent=1)
-    os.replace(tmp, out)                       # atomic: whole or absent
-
-
 def full_tier(steps=200_000, out=RESULTS):
     """The lecture's recipe for each run; the JSON grows run by run."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -151,21 +137,15 @@ def full_tier(steps=200_000, out=RESULTS):
               f"val {runs[-1]['val']:.4f} (lecture {target[1]})", flush=True)
         result.update({
             "complete": len(runs) == len(RUNS),
-            "device": (torch.cuda.get_device_name() if device == "cuda"
-                       else "cpu"),
-            "torch": torch.__version__,
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
-                timespec="seconds"),
-            "wall_seconds": round(time.time() - start, 1)})
-        write_json(result, out)
+            **results.stamp(device, start)})
+        results.save(result, out)
     print(f"wrote {out} [{time.time() - start:.0f} s]")
     return result
 
 
 def load_results(path=RESULTS):
     """The full tier's measurements, or None where it has not been run."""
-    path = pathlib.Path(path)
-    return json.loads(path.read_text()) if path.exists() else None
+    return results.load(path)
 
 
 if __name__ == "__main__":

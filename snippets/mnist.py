@@ -7,23 +7,18 @@ writes docs/results/mnist.json.
 """
 from __future__ import annotations
 
-import datetime
-import json
 import math
-import os
-import pathlib
 import sys
-import tempfile
 import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from snippets import results
 from snippets.data import available, mnist
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "docs" / "results" / "mnist.json"
+RESULTS = results.path("mnist")
 HIDDEN, EPOCHS, LR, BS = 64, 5, 0.5, 64  # quick-tier hyperparameters
 FULL_EPOCHS = 10
 
@@ -184,27 +179,16 @@ def full_tier(out=RESULTS, epochs=FULL_EPOCHS):
         "hyperparameters": {"epochs": epochs, "lr": LR, "batch_size": BS,
                             "hidden": HIDDEN},
         "accuracy": acc,
-        "device": (torch.cuda.get_device_name() if device == "cuda"
-                   else "cpu"),
-        "torch": torch.__version__,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
-            timespec="seconds"),
-        "wall_seconds": round(time.time() - start, 1),
+        **results.stamp(device, start),
     }
-    out = pathlib.Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(tmp, out)                          # atomic: whole or absent
+    results.save(result, out)
     print(f"wrote {out}")
     return result
 
 
 def load_results(path=RESULTS):
     """The full tier's measurements, or None where it has not been run."""
-    path = pathlib.Path(path)
-    return json.loads(path.read_text()) if path.exists() else None
+    return results.load(path)
 
 
 if __name__ == "__main__":

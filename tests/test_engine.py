@@ -22,11 +22,14 @@ def run_pages(tmp_path, *names, args=(), env=None, item=""):
     """Run test pages in a subprocess; return (exit code, output, {item: outcome}).
 
     `item` selects one block by its node id suffix, as `pytest page.md::ITEM` does.
+    A name that is a Path (a file already in tmp_path) is run where it is.
     """
     copies = []
     for name in names:
-        shutil.copy(PAGES / name, tmp_path / name)
-        copies.append(f"{tmp_path / name}{'::' + item if item else ''}")
+        if not isinstance(name, Path):
+            shutil.copy(PAGES / name, tmp_path / name)
+            name = tmp_path / name
+        copies.append(f"{name}{'::' + item if item else ''}")
     junit = tmp_path / "junit.xml"
     full_env = {
         **os.environ,
@@ -281,7 +284,7 @@ def test_a_lab_runs_and_keeps_its_executed_copy(tmp_path):
     from tests.engine import notebooks
 
     lab = _lab(tmp_path / "labs" / "good.ipynb", "x = 6 * 7", "print(x)")
-    code, out, outcomes = run_pages_at(tmp_path, lab)
+    code, out, _ = run_pages(tmp_path, lab)
     assert code == 0, out
     done = tmp_path / "outputs" / "cpu" / str(lab).lstrip("/")
     import nbformat
@@ -299,18 +302,8 @@ def test_a_failing_lab_cell_fails_the_suite_and_names_the_cell(tmp_path):
     stale = tmp_path / "outputs" / "cpu" / str(lab).lstrip("/")
     stale.parent.mkdir(parents=True)
     stale.write_text("{}")  # an old executed copy must not survive a failure
-    code, out, _ = run_pages_at(tmp_path, lab)
+    code, out, _ = run_pages(tmp_path, lab)
     assert code == 1
     assert "bad.ipynb: cell 3 of 3 failed" in out and "x is 1" in out
     assert not stale.exists()
 
-
-def run_pages_at(tmp_path, *paths):
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"),
-         "--rootdir", str(tmp_path), "-p", "no:cacheprovider", *map(str, paths)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "PYTHONPATH": str(ROOT),
-             "DLNOTES_OUTPUTS": str(tmp_path / "outputs")},
-    )
-    return proc.returncode, proc.stdout + proc.stderr, None

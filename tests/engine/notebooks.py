@@ -106,9 +106,7 @@ def page_notebook(path: Path, site_url: str) -> nbformat.NotebookNode:
     cells.append(nbformat.v4.new_code_cell(setup_cell(snippet_modules(code), site_url)))
     at = start
     for b in blocks:
-        prose = _cell_text(lines[at : b.line - 1])
-        if "--8<--" in prose:
-            prose = pages.expand_snippets(prose)
+        prose = pages.expand_snippets(_cell_text(lines[at : b.line - 1]))
         if prose.strip():
             cells.append(nbformat.v4.new_markdown_cell(prose))
         source = b.source.rstrip("\n")
