@@ -51,7 +51,10 @@ def run_pages(tmp_path, *names, args=(), env=None, item=""):
             detail = "".join(
                 (c.get("message") or "") + (c.text or "") for c in case
             )
-            outcomes[case.get("name")] = (kinds[0] if kinds else "passed", detail)
+            key = case.get("name")
+            if len(names) > 1:  # blocks of different pages may share a name
+                key = f"{case.get('classname')}::{key}"
+            outcomes[key] = (kinds[0] if kinds else "passed", detail)
     return proc.returncode, proc.stdout + proc.stderr, outcomes
 
 
@@ -94,8 +97,7 @@ def test_a_failure_names_page_and_line_and_skips_the_rest(tmp_path):
     names = list(outcomes)
     assert [outcomes[n][0] for n in names] == ["passed", "failure", "skipped", "skipped"]
     failure = outcomes[names[1]][1]
-    assert "failing.md:7: this block failed" in failure
-    assert "failing.md:9" in failure  # the failing line itself
+    assert "failing.md:7: this block failed at line 9" in failure
     assert "ZeroDivisionError" in failure
     assert "about to fail" in failure  # what the block printed before failing
     for name in names[2:]:
@@ -132,12 +134,6 @@ def test_snippets_expand_and_a_missing_region_fails(tmp_path):
     assert "no_such_region" in out and "could not be located" in out
     (block,) = pages.read_page(PAGES / "snippet.md")
     assert "def double(x):" in block.source and "--8<--" not in block.source
-
-
-def test_bare_fence_options_fail_collection_with_page_and_line(tmp_path):
-    code, out, _ = run_pages(tmp_path, "bare_options.md")
-    assert code != 0
-    assert "bare_options.md:7: fence options must use the brace form" in out
 
 
 def test_page_classes_pickle_figures_are_recorded_and_seeds_reset(tmp_path):
@@ -307,3 +303,146 @@ def test_a_failing_lab_cell_fails_the_suite_and_names_the_cell(tmp_path):
     assert "bad.ipynb: cell 3 of 3 failed" in out and "x is 1" in out
     assert not stale.exists()
 
+
+
+# ------------------------------------------------- every exception fails its block
+
+
+def _one_failure(outcomes):
+    failed = [d for o, d in outcomes.values() if o in ("failure", "error")]
+    assert len(failed) == 1, outcomes
+    return failed[0]
+
+
+@pytest.mark.parametrize("name, line, expected", [
+    ("type_error.md", "type_error.md:7: this block failed at line 8",
+     "TypeError: object of type 'int' has no len()"),
+    ("syntax_error.md", "syntax_error.md:3: this block failed at line 5",
+     "SyntaxError"),
+    ("system_exit.md", "system_exit.md:3: this block failed at line 5",
+     "the block raised SystemExit: 0"),
+    ("keyboard_interrupt.md", "keyboard_interrupt.md:3: this block failed",
+     "the block raised KeyboardInterrupt: raised by the page"),
+    ("figure_error.md", "figure_error.md:3: this block failed", "notacommand"),
+    ("slow.md", "slow.md:3: the block ran longer than its limit of 1 s",
+     "timeout=SECONDS"),
+    ("warning.md", "warning.md:3: this block failed at line 5",
+     "DeprecationWarning: this API is old"),
+])
+def test_any_exception_fails_the_block_and_the_run(tmp_path, name, line, expected):
+    code, out, outcomes = run_pages(tmp_path, name, "once.md")
+    assert code == 1, out
+    detail = _one_failure(outcomes)
+    assert line in detail and expected in detail, detail
+    # the rest of the session goes on: the next page ran whole
+    assert log(tmp_path) == "123"
+    assert "1 failed" in out
+
+
+def test_the_type_error_page_does_not_pass(tmp_path):
+    code, out, outcomes = run_pages(tmp_path, "type_error.md")
+    assert code == 1
+    assert [o for o, _ in outcomes.values()] == ["passed", "failure", "skipped"]
+
+
+def test_a_failing_assert_shows_its_values(tmp_path):
+    code, out, outcomes = run_pages(tmp_path, "assert_values.md")
+    assert code == 1
+    assert "assert 2.31 < 2.2" in _one_failure(outcomes)
+
+
+def test_a_block_may_show_a_warning_it_declares(tmp_path):
+    code, out, outcomes = run_pages(tmp_path, "expected_warning.md")
+    assert code == 1
+    first, second = outcomes.values()
+    assert first[0] == "passed"
+    assert "warns=DeprecationWarning, but the block raised no such warning" in second[1]
+    os.environ["DLNOTES_OUTPUTS"] = str(tmp_path / "outputs")
+    try:
+        record = records.load(tmp_path / "expected_warning.md", "cpu")
+    finally:
+        del os.environ["DLNOTES_OUTPUTS"]
+    (entry,) = record["blocks"].values()
+    assert entry["output"] == ("after the warning\n"
+                               "FutureWarning: this default will change\n")
+
+
+def test_pytest_skip_skips_only_its_own_block(tmp_path):
+    code, out, outcomes = run_pages(tmp_path, "skip_one.md")
+    assert code == 0, out
+    assert [o for o, _ in outcomes.values()] == ["passed", "skipped", "passed"]
+
+
+def test_a_page_cannot_leak_state_into_the_next(tmp_path):
+    import torch
+
+    code, out, outcomes = run_pages(
+        tmp_path, "state_change.md", "state_check.md", args=["-p", "no:randomly"],
+        env={"DLNOTES_TEST_CWD": str(ROOT),
+             "DLNOTES_TEST_THREADS": str(torch.get_num_threads())},
+    )
+    assert code == 0, out
+    assert [o for o, _ in outcomes.values()] == ["passed", "passed"]
+
+
+def test_a_page_that_writes_into_the_repository_fails(tmp_path):
+    leftover = ROOT / "dlnotes-engine-test-leftover.txt"
+    try:
+        code, out, outcomes = run_pages(
+            tmp_path, "leaves_file.md", env={"DLNOTES_TEST_LEFTOVER": str(leftover)})
+    finally:
+        leftover.unlink(missing_ok=True)
+    assert code == 1
+    detail = _one_failure(outcomes)
+    assert "leaves_file.md: the page left files in the repository" in detail
+    assert leftover.name in detail
+
+
+def test_the_plugins_documented_options_and_hooks_work(tmp_path):
+    (tmp_path / "conftest.py").write_text(
+        "def pytest_markdown_docs_globals():\n    return {'greeting': 'hi'}\n")
+    code, out, outcomes = run_pages(tmp_path, "plugin_options.md")
+    assert code == 0, out
+    assert [o for o, _ in outcomes.values()] == ["passed"] * 4
+    (third,) = [b for b in pages.read_page(PAGES / "plugin_options.md")
+                if "title=a b.py" in b.options]
+    assert third.option("hl_lines") == "1 2"
+
+
+def test_a_citation_records_the_formatted_value(tmp_path):
+    code, out, _ = run_pages(tmp_path, "cited.md")
+    assert code == 0, out
+    os.environ["DLNOTES_OUTPUTS"] = str(tmp_path / "outputs")
+    try:
+        record = records.load(tmp_path / "cited.md", "cpu")
+    finally:
+        del os.environ["DLNOTES_OUTPUTS"]
+    (entry,) = record["blocks"].values()
+    assert entry["cited"] == {"loss:.4f": "2.4546", "share:.1%": "22.2%",
+                              "n:,": "228,146"}
+
+
+def test_a_citation_that_cannot_be_computed_fails_with_page_and_line(tmp_path):
+    code, out, outcomes = run_pages(tmp_path, "cited_wrong.md")
+    assert code == 1
+    detail = _one_failure(outcomes)
+    assert "cited_wrong.md:7: the prose cites {{ los:.2f }}" in detail
+    assert "NameError" in detail
+
+
+def test_a_snippets_module_the_page_uses_is_part_of_its_digest(tmp_path, monkeypatch):
+    (tmp_path / "snippets").mkdir()
+    (tmp_path / "snippets" / "helper.py").write_text("from . import other\nX = 1\n")
+    (tmp_path / "snippets" / "other.py").write_text("Y = 2\n")
+    (tmp_path / "snippets" / "unused.py").write_text("Z = 3\n")
+    monkeypatch.setattr(pages, "ROOT", tmp_path)
+    text = "# P\n\n```python\nfrom snippets import helper\n```\n"
+
+    def digest():
+        return pages.read_page(tmp_path / "p.md", text=text)[0].digest
+
+    before = digest()
+    (tmp_path / "snippets" / "unused.py").write_text("Z = 4\n")
+    assert digest() == before  # a module the page does not use
+    (tmp_path / "snippets" / "other.py").write_text("Y = 3\n")
+    assert digest() != before  # imported by a module the page imports

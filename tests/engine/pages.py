@@ -18,7 +18,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import ast
 import re
+import shlex
 from pathlib import Path
 
 import markdown
@@ -43,14 +45,28 @@ class PageError(Exception):
 class Block:
     line: int  # 1-based line of the opening fence in the file
     source: str  # the code as the reader sees it (snippets expanded)
-    options: frozenset[str]  # e.g. {"notest"}
+    options: frozenset[str]  # e.g. {"notest", "fixture:tmp_path", "timeout=300"}
     indent: int  # columns of the opening fence in the file
     end_line: int  # 1-based line of the closing fence
     digest: str = ""  # chained hash; empty for blocks that do not run
+    brace: bool = True  # options written in the brace form (the house style)
 
     @property
     def runs(self) -> bool:
         return "notest" not in self.options
+
+    def option(self, key: str, default: str | None = None) -> str | None:
+        """The value of a `key=value` option (quotes removed), or `default`."""
+        for opt in self.options:
+            name, eq, value = opt.partition("=")
+            if eq and name == key:
+                return value
+        return default
+
+    def prefixed(self, prefix: str) -> list[str]:
+        """Values of pytest-markdown-docs' `prefix:value` options, e.g. fixture:NAME."""
+        return sorted(o[len(prefix) + 1 :] for o in self.options
+                      if o.startswith(prefix + ":"))
 
 
 def _rel(path: Path) -> str:
@@ -107,15 +123,27 @@ def _fence_end(lines: list[str], start: int, fence: re.Match) -> int:
 
 
 def parse_info(info: str) -> tuple[str, frozenset[str], bool]:
-    """Return (language, options, brace_form) of a fence's info string."""
+    """Return (language, options, brace_form) of a fence's info string.
+
+    Both forms that pytest-markdown-docs documents are understood: the plain form
+    (`python notest`) and superfences' brace form (`{.python notest}`), including
+    quoted values (`title="a b.py"`, `hl_lines="1 2"`), ids (`#id`) and extra classes
+    (`.other`). Quotes are removed from values; ids and extra classes are not options.
+    """
     info = info.strip()
-    if info.startswith("{") and info.endswith("}"):
-        parts = info[1:-1].split()
-        lang = next((p[1:] for p in parts if p.startswith(".")), "")
-        opts = {p for p in parts if not p.startswith(".")}
-        return lang, frozenset(opts), True
-    parts = info.split()
-    return (parts[0] if parts else ""), frozenset(parts[1:]), False
+    brace = info.startswith("{") and info.endswith("}")
+    try:
+        parts = shlex.split(info[1:-1] if brace else info)
+    except ValueError:  # an unbalanced quote: keep what whitespace gives
+        parts = (info[1:-1] if brace else info).split()
+    if brace:
+        classes = [p[1:] for p in parts if p.startswith(".")]
+        lang = classes[0] if classes else ""
+        opts = {p for p in parts if not p.startswith((".", "#"))}
+    else:
+        lang = parts[0] if parts else ""
+        opts = set(parts[1:])
+    return lang, frozenset(opts), brace
 
 
 @functools.lru_cache(maxsize=None)
@@ -195,24 +223,27 @@ def _snippets_stamp() -> tuple:
 def _read_page(path: Path, text: str, _stamp: tuple) -> tuple[Block, ...]:
     """read_page, remembered: a page is read by collection, the runner and the build."""
     raw_lines = text.split("\n")
-    blocks, chain = [], hashlib.sha256(b"dlnotes-v1").hexdigest()
-    for tok in PageParser(path).parse(text):
+    tokens = PageParser(path).parse(text)
+    code = "\n".join(
+        t.content for t in tokens
+        if t.type == "fence" and parse_info(t.info)[0] in PYTHON_LANGS
+    )
+    # The chain starts from the snippets modules the page uses: editing one of them
+    # makes the page's recorded outputs stale, like editing a block does.
+    chain = hashlib.sha256(b"dlnotes-v2").hexdigest()
+    for name in snippet_modules(code):
+        data = (ROOT / "snippets" / f"{name}.py").read_bytes()
+        chain = hashlib.sha256(f"{chain}\0{name}\0".encode() + data).hexdigest()
+    blocks = []
+    for i, tok in enumerate(tokens):
         if tok.type != "fence" or not tok.map:
             continue
         lang, opts, brace = parse_info(tok.info)
         line = tok.map[0] + 1
         if lang not in PYTHON_LANGS:
             continue
-        if opts and not brace:
-            raise PageError(
-                path,
-                line,
-                f"fence options must use the brace form, e.g. "
-                f"```{{.python {' '.join(sorted(opts))}}}, not ```{tok.info.strip()}",
-            )
-        unknown = {o for o in opts if o != "notest" and "=" not in o}
-        if unknown:
-            raise PageError(path, line, f"unknown fence option(s): {sorted(unknown)}")
+        if path.suffix == ".mdx" and i >= 2:  # {/* pmd-metadata: notest ... */}
+            opts = opts | _mdx_metadata(tokens[i - 2])
         digest = ""
         if "notest" not in opts:
             chain = hashlib.sha256(f"{chain}\0{tok.content}".encode()).hexdigest()
@@ -221,13 +252,62 @@ def _read_page(path: Path, text: str, _stamp: tuple) -> tuple[Block, ...]:
             Block(
                 line=line,
                 source=tok.content,
-                options=opts,
+                options=frozenset(opts),
                 indent=_indent(raw_lines[tok.map[0]]),
                 end_line=tok.map[1],
                 digest=digest,
+                brace=brace,
             )
         )
     return tuple(blocks)
+
+
+def _mdx_metadata(token) -> set[str]:
+    """Options from an MDX comment right above a fence, as pytest-markdown-docs reads."""
+    text = token.content.strip() if token.type == "inline" else ""
+    if not (text.startswith("{/*") and text.endswith("*/}") and "pmd-metadata:" in text):
+        return set()
+    return set(text[3:-3].replace("pmd-metadata:", "").split())
+
+
+def snippet_modules(code: str) -> list[str]:
+    """The `snippets` modules that code imports, with what those import in turn.
+
+    Found with `ast`, so every form counts: `import snippets.x`, `from snippets import
+    x, y`, `from snippets.x import f`, imports inside functions, and the relative
+    imports (`from . import x`, `from .x import f`) inside snippets modules.
+    """
+    found: set[str] = set()
+    todo = _imported_snippets(code, inside=False)
+    while todo:
+        name = todo.pop()
+        file = ROOT / "snippets" / f"{name}.py"
+        if name in found or not file.exists():
+            continue
+        found.add(name)
+        todo |= _imported_snippets(file.read_text("utf8"), inside=True)
+    return sorted(found)
+
+
+def _imported_snippets(code: str, inside: bool) -> set[str]:
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return set()
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[1] for a in node.names
+                      if a.name.startswith("snippets.")}
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level == 0 and module == "snippets":
+                names |= {a.name for a in node.names}
+            elif node.level == 0 and module.startswith("snippets."):
+                names.add(module.split(".")[1])
+            elif node.level == 1 and inside:
+                names |= {module.split(".")[0]} if module else {a.name for a in node.names}
+    return names
 
 
 def scan_python_fences(text: str) -> list[int]:
@@ -245,3 +325,98 @@ def scan_python_fences(text: str) -> list[int]:
             i = _fence_end(lines, i, m)
         i += 1
     return found
+
+
+# ------------------------------------------------------------------ cited values
+#
+# Prose cites what a block computed instead of typing it: `{{ expr }}` or
+# `{{ expr:fmt }}` is the value of the Python expression `expr` in the page's
+# namespace right after the last block above it ran, formatted with `format(value,
+# fmt)` (`.4f`, `.1%`, `,`, `,.0f`, ...). The test run records the formatted text with
+# that block's output; the build puts it in the sentence. A number quoted from
+# elsewhere is marked `{{q TEXT | SOURCE }}` and rendered as a quotation.
+
+_CITE = re.compile(r"\{\{(?P<body>.*?)\}\}")
+_SPEC = re.compile(r"[<>^=]?[+\- ]?z?#?0?\d*[,_]?(?:\.\d+)?[bcdeEfFgGnosxX%]?")
+_CODE_SPAN = re.compile(r"(`+)(?:(?!\1).)+?\1|\$\$.*?\$\$|(?<![\\\w])\$[^$\s][^$]*?\$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Citation:
+    line: int  # 1-based line of the page
+    text: str  # the whole `{{ ... }}` as written
+    body: str  # what is inside the braces, stripped: the key in a block's record
+    expr: str = ""  # a cited value: the expression ...
+    spec: str = ""  # ... and its format spec
+    quote: str = ""  # a quotation: the quoted text ...
+    source: str = ""  # ... and where it comes from
+    after: Block | None = None  # the block whose namespace a value is read from
+
+    def evaluate(self, namespace: dict) -> str:
+        return format(eval(self.expr, namespace), self.spec)  # noqa: S307 - page code
+
+
+def prose_lines(text: str) -> list[str]:
+    """The page's lines with fenced code, inline code and math blanked out."""
+    lines = flatten_containers(text).split("\n")
+    out, i = [], 0
+    while i < len(lines):
+        fence = _FENCE.match(lines[i])
+        if fence:
+            end = _fence_end(lines, i, fence)
+            out += [""] * (end - i + 1)
+            i = end + 1
+            continue
+        out.append(lines[i])
+        i += 1
+    joined = "\n".join(out)
+    # math blocks may span lines: blank them but keep the line count
+    joined = re.sub(r"\$\$.*?\$\$", lambda m: "\n" * m[0].count("\n"), joined, flags=re.S)
+    return [_CODE_SPAN.sub(lambda m: " " * len(m[0]), line) for line in joined.split("\n")]
+
+
+def read_citations(path: Path | str, text: str | None = None) -> list[Citation]:
+    """Every `{{ ... }}` in the prose of a page, tied to the block above it."""
+    path = Path(path)
+    if text is None:
+        text = path.read_text("utf8")
+    return list(_read_citations(path, text, _snippets_stamp()))
+
+
+@functools.lru_cache(maxsize=256)
+def _read_citations(path: Path, text: str, stamp: tuple) -> tuple[Citation, ...]:
+    running = [b for b in _read_page(path, text, stamp) if b.runs]
+    found = []
+    for n, line in enumerate(prose_lines(text), 1):
+        for m in _CITE.finditer(line):
+            body = m["body"].strip()
+            after = next((b for b in reversed(running) if b.end_line < n), None)
+            if body.startswith("q ") and "|" in body:
+                quote, _, source = body[2:].partition("|")
+                if not quote.strip() or not source.strip():
+                    raise PageError(path, n, f"a quotation needs text and a source: "
+                                    f"{{{{q TEXT | SOURCE}}}}, not {m[0]}")
+                found.append(Citation(n, m[0], body, quote=quote.strip(),
+                                      source=source.strip()))
+                continue
+            expr, spec = body, ""
+            if ":" in body:
+                left, _, right = body.rpartition(":")
+                if _SPEC.fullmatch(right.strip()) and _compiles(left):
+                    expr, spec = left.strip(), right.strip()
+            if not _compiles(expr):
+                raise PageError(path, n, f"{m[0]} is not a Python expression "
+                                "(optionally followed by :format-spec)")
+            if after is None:
+                raise PageError(path, n, f"{m[0]} cites a value before any block ran; "
+                                "a cited value comes from the blocks above it")
+            found.append(Citation(n, m[0], body, expr=expr, spec=spec, after=after))
+    return tuple(found)
+
+
+def _compiles(expr: str) -> bool:
+    try:
+        compile(expr.strip(), "<citation>", "eval")
+    except SyntaxError:
+        return False
+    return bool(expr.strip())
