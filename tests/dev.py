@@ -2,7 +2,7 @@
 """DL Notes command line. Runs with any Python >= 3.11 and no packages installed.
 
     python3 tests/dev.py test [PAGE_OR_PYTEST_ARGS...]   run pages + engine tests, record outputs
-    python3 tests/dev.py serve [MKDOCS_ARGS...]          record stale pages and labs, serve the site
+    python3 tests/dev.py serve [MKDOCS_ARGS...]          run stale pages and labs, serve the site
     python3 tests/dev.py build [MKDOCS_ARGS...]          strict site build into site/
     python3 tests/dev.py browser [PYTEST_ARGS...]        headless-chromium tests of site/
     python3 tests/dev.py bench [PYTEST_ARGS...]          timing figures of suite and build
