@@ -446,3 +446,42 @@ def test_a_snippets_module_the_page_uses_is_part_of_its_digest(tmp_path, monkeyp
     assert digest() == before  # a module the page does not use
     (tmp_path / "snippets" / "other.py").write_text("Y = 3\n")
     assert digest() != before  # imported by a module the page imports
+
+
+def test_cited_values_render_and_a_stale_one_fails_the_strict_build(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    page = docs / "page.md"
+    page.write_text("# Page\n\n```python\nloss = 2.4546123\n```\n\n"
+                    "The loss is {{ loss:.3f }}; the lecture says "
+                    "{{q 2.454 | makemore part 1 }}.\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_MKDOCS_2_WARNING": "1",
+           "DLNOTES_OUTPUTS": str(tmp_path / "outputs")}
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                    "-c", str(ROOT / "pyproject.toml"), str(page)],
+                   cwd=ROOT, env=env, check=True, capture_output=True)
+    config = tmp_path / "mkdocs.yml"
+    config.write_text(
+        f"site_name: t\ndocs_dir: {docs}\nsite_dir: {tmp_path / 'site'}\n"
+        f"hooks: [{ROOT / 'tests/engine/mkdocs_hooks.py'}]\n"
+        "markdown_extensions: [pymdownx.superfences]\n")
+
+    def build(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "mkdocs", "build", "-f", str(config), *args],
+            cwd=ROOT, env=env, capture_output=True, text=True)
+
+    fresh = build("--strict")
+    assert fresh.returncode == 0, fresh.stderr
+    html = (tmp_path / "site" / "page" / "index.html").read_text()
+    assert 'class="dl-cite"' in html and ">2.455</span>" in html
+    assert "2.454<span class=\"dl-quote-source\"> (quoted: makemore part 1)" in html
+    assert "{{" not in html
+
+    page.write_text(page.read_text().replace("loss:.3f", "loss:.2f"))
+    stale = build("--strict")
+    assert stale.returncode != 0
+    assert "page.md:7: the cited value {{ loss:.2f }} is stale" in stale.stderr
+    lenient = build()
+    assert "⟨loss:.2f: not recorded⟩" in (tmp_path / "site" / "page" /
+                                           "index.html").read_text()

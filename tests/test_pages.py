@@ -202,3 +202,47 @@ def test_internal_links_point_at_pages(page):
     ]
     assert not broken, (f"{page.relative_to(ROOT).as_posix()} links to missing "
                         f"pages: {sorted(str(b.relative_to(ROOT)) for b in broken)}")
+
+
+@pytest.mark.parametrize("page", DOCS, ids=IDS)
+def test_fences_keep_the_house_style(page):
+    """Brace-form options only (bare words break Material's rendering), known ones."""
+    problems = pages.style_problems(page)
+    assert not problems, "\n".join(problems)
+
+
+def test_the_house_style_check_catches_bare_and_unknown_options(tmp_path):
+    page = tmp_path / "p.md"
+    page.write_text("# P\n\n```python notest\nx\n```\n\n```{.python notset}\ny\n```\n"
+                    "\n```{.python timeout=60 title=\"a b.py\"}\nz = 1\n```\n")
+    problems = pages.style_problems(page)
+    assert len(problems) == 2, problems
+    assert "p.md:3: fence options must use the brace form" in problems[0]
+    assert "p.md:7: unknown fence option 'notset'" in problems[1]
+
+
+PROSE_PAGES = [p for p in DOCS if p.name != "abbreviations.md"]
+
+
+@pytest.mark.parametrize("page", PROSE_PAGES,
+                         ids=[p.relative_to(ROOT).as_posix() for p in PROSE_PAGES])
+def test_numbers_in_the_prose_are_cited_or_quoted(page):
+    """A number from a run is a citation, {{ expr:fmt }}; one from elsewhere a
+    quotation, {{q TEXT | SOURCE }} (see CONTRIBUTING: "Numbers in the prose")."""
+    found = pages.bare_numbers(page)
+    assert not found, "numbers typed into the prose:\n" + "\n".join(found)
+
+
+def test_the_number_check_tells_typed_from_cited_and_quoted(tmp_path):
+    page = tmp_path / "p.md"
+    page.write_text(
+        "---\ndescription: 2.5 in front matter is not prose\n---\n\n# P\n\n"
+        "```python\nloss = 2.4546\n```\n\n"
+        "The loss is 2.4546 after 200,000 steps, about 22 % saturate.\n"
+        "The loss is {{ loss:.4f }}; Karpathy reports {{q 2.454 | makemore part 1 }}.\n"
+        "Small counts (3 layers), int8, fp16, 2D, GPT-2, `x = 12.5`, $e^{12}$,\n"
+        "torch 2.13, in 2003, version 1.6.1 and\n\n"
+        "11. an ordered list item\n\n## References\n\n- Bengio et al., p. 1137.\n"
+    )
+    found = [f.rsplit("/", 1)[-1] for f in pages.bare_numbers(page)]
+    assert found == ["p.md:11: 2.4546", "p.md:11: 200,000", "p.md:11: 22 %"]

@@ -41,6 +41,9 @@ def on_files(files, config):
         path = Path(file.abs_src_path)
         blocks = [b for b in pages.read_page(path) if b.runs]
         if not blocks:
+            if pages.read_citations(path):
+                log.warning(f"{pages._rel(path)}: the page cites values but has no "
+                            "block to compute them")
             continue
         recs = {kind: records.load(path, kind) for kind in ("cpu", "cuda")}
         _records[file.src_uri] = recs
@@ -54,15 +57,27 @@ def on_files(files, config):
 
 def on_page_markdown(markdown, page, config, files):
     recs = _records.get(page.file.src_uri)
-    if recs is None:
-        return markdown
     path = Path(page.file.abs_src_path)
+    if recs is None:  # no code: quotations only
+        if "{{" not in markdown:
+            return markdown
+        return "\n".join(records.render_citations(
+            markdown.split("\n"), pages.read_citations(path, text=markdown),
+            {"blocks": {}}, html=True))
     rel = pages._rel(path)
     raw = path.read_text("utf8")
     offset = raw[: raw.find(markdown)].count("\n") if markdown in raw else 0
-    lines = markdown.split("\n")
     blocks = [b for b in pages.read_page(path, text=markdown) if b.runs]
     cpu, ran = recs["cpu"], 0
+
+    def missing(citation):
+        state = "stale" if cpu["blocks"] else "missing"
+        log.warning(f"{rel}:{citation.line + offset}: the cited value {citation.text} "
+                    f"is {state}; refresh it with `python3 tests/dev.py test {rel}`")
+
+    lines = records.render_citations(
+        markdown.split("\n"), pages.read_citations(path, text=markdown), cpu,
+        html=True, missing=missing)
     recorded_lines = {v["line"] for v in cpu["blocks"].values()}
     for block in reversed(blocks):  # insert from the bottom so line numbers hold
         entry = cpu["blocks"].get(block.digest)

@@ -420,3 +420,85 @@ def _compiles(expr: str) -> bool:
     except SyntaxError:
         return False
     return bool(expr.strip())
+
+
+# ------------------------------------------------------------- house-style checks
+#
+# The engine accepts every fence option pytest-markdown-docs documents, in both
+# forms. Pages in docs/ keep to the brace form, because bare words after the
+# language break Material's rendering, and use only options the project knows.
+
+KNOWN_OPTIONS = ("notest", "continuation")
+KNOWN_PREFIXES = ("fixture:", "retry:")
+KNOWN_KEYS = ("timeout", "warns", "title", "hl_lines", "linenums")
+
+
+def style_problems(path: Path | str) -> list[str]:
+    """`page:line: problem` for each fence that breaks the house style."""
+    path = Path(path)
+    problems = []
+    for b in read_page(path):
+        where = f"{_rel(path)}:{b.line}"
+        if b.options and not b.brace:
+            problems.append(f"{where}: fence options must use the brace form, e.g. "
+                            f"```{{.python {' '.join(sorted(b.options))}}}")
+        for o in sorted(b.options):
+            key = o.partition("=")[0]
+            if not (o in KNOWN_OPTIONS or o.startswith(KNOWN_PREFIXES)
+                    or ("=" in o and key in KNOWN_KEYS)):
+                problems.append(f"{where}: unknown fence option {o!r}")
+    return problems
+
+
+# -------------------------------------------------------- numbers in the prose
+#
+# Every number in a page's prose is cited ({{ expr }}), quoted ({{q ... | source}}),
+# or one of the few kinds that are neither a measurement nor a quotation: small
+# counts (0 to 10), years, version numbers, and numbers that are part of a name
+# (int8, fp16, 2D, GPT-2). The References section is about sources, not results.
+
+_NUMBER = re.compile(r"(?<![\w.,])[-−+]?\d+(?:[.,]\d+)*(?:\s?%)?")
+_VERSION_WORDS = re.compile(r"(?:torch|PyTorch|Python|CUDA|version|v|NumPy|numpy|"
+                            r"Zensical|MkDocs|Material|pytest-markdown-docs|ONNX|"
+                            r"opset|Markdown|mkdocs-material|CPython)\s*$", re.I)
+_ATTR = re.compile(r"\{\s*[:.#][^}]*\}|\[\^[^\]]+\]|\]\([^)]*\)|<[^>]+>|&\w+;")
+
+
+def bare_numbers(path: Path | str, text: str | None = None) -> list[str]:
+    """`page:line: number` for each number in the prose that is neither cited nor
+    quoted nor exempt."""
+    path = Path(path)
+    if text is None:
+        text = path.read_text("utf8")
+    lines = prose_lines(text)
+    if lines and lines[0].strip() == "---":  # front matter
+        end = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), 0)
+        lines[: end + 1] = [""] * (end + 1)
+    found, skipping = [], False
+    for n, line in enumerate(lines, 1):
+        heading = re.match(r"#{1,6}\s+(.*)", line)
+        if heading:
+            skipping = heading[1].strip().lower().startswith(("references", "sources"))
+        if skipping:
+            continue
+        line = _CITE.sub(" ", line)
+        line = re.sub(r"^\s*\d+[.)]\s", " ", line)  # an ordered-list marker
+        line = re.sub(r"<!--.*?-->", " ", line)
+        line = _ATTR.sub(" ", line)
+        for m in _NUMBER.finditer(line):
+            token = m[0]
+            after = line[m.end() : m.end() + 1]
+            if after and (after.isalpha() or after == "_"):
+                continue  # 2D, 3rd, 16x
+            before = line[: m.start()]
+            if re.search(r"[A-Za-z][-.]?$", before) and not before.endswith(" "):
+                continue  # int8, fp16, GPT-2, L2, x86
+            digits = token.lstrip("-−+").replace(",", "")
+            if re.fullmatch(r"\d", digits) or digits == "10":
+                continue  # a small count
+            if re.fullmatch(r"(19|20)\d\d", digits):
+                continue  # a year
+            if re.fullmatch(r"\d+\.\d+\.\d+", digits) or _VERSION_WORDS.search(before):
+                continue  # a version
+            found.append(f"{_rel(path)}:{n}: {token.strip()}")
+    return found

@@ -400,9 +400,15 @@ class Page:
         self.saved.restore()
         records.save(self.path, self.kind, self.record)
         sys.modules.pop(self.module.__name__, None)
-        self.module.__dict__.clear()
+        namespace = self.module.__dict__
+        for name in [n for n in namespace if not n.startswith("__")]:
+            del namespace[name]  # the page's tensors, models and figures go now
+        # (dunder names stay: torch.compile keeps helpers there and removes them
+        # itself when the compiled code goes)
         self.module = self.record = None
         left = sorted(_repository_files() - self.files_before)
+        if "torch._dynamo" in sys.modules:  # compiled graphs hold the page's globals
+            sys.modules["torch"].compiler.reset()
         gc.collect()
         if "torch" in sys.modules and sys.modules["torch"].cuda.is_initialized():
             sys.modules["torch"].cuda.empty_cache()

@@ -117,3 +117,44 @@ def block_seconds(kind: str = "cpu") -> dict:
                 seconds += recorded[block.digest]["seconds"]
                 render += recorded[block.digest].get("render_seconds", 0.0)
     return {"count": count, "seconds": seconds, "render_seconds": render}
+
+
+def cited_text(citation, record: dict) -> str | None:
+    """The recorded, formatted value of a cited expression, or None if missing/stale."""
+    entry = record["blocks"].get(citation.after.digest) if citation.after else None
+    return (entry or {}).get("cited", {}).get(citation.body)
+
+
+def render_citations(lines: list[str], citations, record: dict, *, html: bool,
+                     missing=None) -> list[str]:
+    """Prose lines with every `{{ ... }}` replaced: cited values by what the test run
+    recorded, quotations marked as quotations. `missing(citation)` is called for a
+    value with no current record (and its text is shown in its place)."""
+    import html as _html
+
+    lines = list(lines)
+    for c in sorted(citations, key=lambda c: -c.line):
+        if c.quote:
+            if html:
+                text = (f'<span class="dl-quote" title="Quoted from '
+                        f'{_html.escape(c.source)}">{_html.escape(c.quote)}'
+                        f'<span class="dl-quote-source"> (quoted: '
+                        f"{_html.escape(c.source)})</span></span>")
+            else:
+                text = f"{c.quote} (quoted: {c.source})"
+        else:
+            value = cited_text(c, record)
+            if value is None:
+                if missing is not None:
+                    missing(c)
+                value = f"⟨{c.body}: not recorded⟩"
+                text = (f'<span class="dl-cite dl-cite-missing">{_html.escape(value)}'
+                        "</span>") if html else value
+            elif html:
+                text = (f'<span class="dl-cite" title="Computed by the block at line '
+                        f'{c.after.line}">{_html.escape(value)}</span>')
+            else:
+                text = value
+        i = c.line - 1
+        lines[i] = lines[i].replace(c.text, text, 1)
+    return lines
