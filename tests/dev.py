@@ -12,6 +12,7 @@
     python3 tests/dev.py lint                            zizmor and actionlint on .github/workflows
     python3 tests/dev.py links                           check external links (needs internet)
     python3 tests/dev.py notebooks DIR                   write every page's notebook into DIR
+    python3 tests/dev.py plugin-suite CHECKOUT           pytest-markdown-docs' tests, engine loaded
     python3 tests/dev.py --dry-run COMMAND [ARGS...]     print what COMMAND would run; run nothing
 
 test, serve, build, browser and bench hand every further argument to pytest or mkdocs
@@ -77,7 +78,8 @@ def run(*cmd, check=True, **kw) -> int:
         say(f"dev: would run: {shown(cmd, kw.get('env'))}")
         return 0
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", **kw.pop("env", {})}
-    code = subprocess.run([str(c) for c in cmd], cwd=ROOT, env=env, **kw).returncode
+    kw.setdefault("cwd", ROOT)
+    code = subprocess.run([str(c) for c in cmd], env=env, **kw).returncode
     if check and code:
         sys.exit(code)
     return code
@@ -343,6 +345,70 @@ def cmd_notebooks(ns) -> int:
     return run(PY, "-m", "tests.engine.notebooks", Path(ns.dir).resolve(), check=False)
 
 
+# pytest-markdown-docs' own test suite, run with the engine loaded: the tag it is pinned
+# to (requirements.txt), what its tests need beyond our requirements, and the tests that
+# assert what the engine changes on purpose, each with why.
+PLUGIN_SUITE_TAG = "v0.9.2"
+PLUGIN_SUITE_NEEDS = ["pytest-asyncio==1.5.0"]
+PLUGIN_SUITE_EXPECTED_FAILURES = {
+    "test_markdown_text_file":
+        "a page runs like a notebook: after a failing block its later blocks are "
+        "skipped (reported with the reason), so the third block is skipped, not failed",
+    "test_admonition_markdown_text_file":
+        "the same: the block after a failing one is skipped, not run on its own",
+    "test_custom_runner":
+        "runner:NAME picks a runner from the plugin's private registry "
+        "(modal-labs/pytest-markdown-docs#43); the engine runs every Markdown block",
+    "test_async_fixture_shares_event_loop":
+        "top-level await runs in the engine's own event loop; sharing pytest-asyncio's "
+        "loop would need pytest-asyncio's private _function_scoped_runner fixture",
+    "test_top_level_await_requires_pytest_asyncio":
+        "the engine runs top-level await itself, so it works without pytest-asyncio "
+        "where the plugin refuses",
+}
+
+
+def cmd_plugin_suite(ns) -> int:
+    """pytest-markdown-docs' own tests (a checkout of PLUGIN_SUITE_TAG) with the engine
+    loaded; fails on any failure not listed in PLUGIN_SUITE_EXPECTED_FAILURES, and on a
+    listed one that passes (so the list stays true)."""
+    import xml.etree.ElementTree as ET
+
+    checkout = Path(ns.checkout).resolve()
+    if not (checkout / "tests" / "plugin_test.py").exists() and not DRY_RUN:
+        say(f"dev: {checkout} is not a checkout of pytest-markdown-docs "
+            f"(git clone --branch {PLUGIN_SUITE_TAG} "
+            "https://github.com/modal-labs/pytest-markdown-docs)")
+        return 2
+    extra = ROOT / "build" / "plugin-suite-site"  # its test needs, kept apart from .venv
+    if not (extra / ".installed").exists():
+        run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+            "--no-deps", "--target", extra, *PLUGIN_SUITE_NEEDS)
+        write(extra / ".installed", " ".join(PLUGIN_SUITE_NEEDS))
+    junit = ROOT / "build" / "plugin-suite.xml"
+    run(PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}",
+        "-o", "asyncio_default_fixture_loop_scope=function", "tests", cwd=checkout,
+        env={"PYTHONPATH": f"{ROOT}{os.pathsep}{extra}",
+             "PYTEST_PLUGINS": "tests.engine.plugin"}, check=False)
+    if DRY_RUN:
+        return 0
+    failed, passed = set(), set()
+    for case in ET.parse(junit).iter("testcase"):
+        bad = any(c.tag in ("failure", "error") for c in case)
+        (failed if bad else passed).add(case.get("name"))
+    expected = set(PLUGIN_SUITE_EXPECTED_FAILURES)
+    say(f"dev: plugin suite {PLUGIN_SUITE_TAG} with the engine: {len(passed)} passed, "
+        f"{len(failed & expected)} expected failures, {len(failed - expected)} "
+        "unexpected failures")
+    for name in sorted(failed & expected):
+        say(f"  expected: {name}: {PLUGIN_SUITE_EXPECTED_FAILURES[name]}")
+    for name in sorted(failed - expected):
+        say(f"  UNEXPECTED FAILURE: {name}")
+    for name in sorted(expected & passed):
+        say(f"  now passes, take it off the list: {name}")
+    return 1 if (failed - expected) or (expected & passed) or not passed else 0
+
+
 # name: (function, needs .venv, where further arguments go (None: refused), summary)
 COMMANDS = {
     "test": (cmd_test, True, "pytest",
@@ -363,6 +429,9 @@ COMMANDS = {
     "lint": (cmd_lint, True, None, "zizmor and actionlint on .github/workflows."),
     "links": (cmd_links, True, None, "Check external links too (needs internet)."),
     "notebooks": (cmd_notebooks, True, None, "Write every page's notebook into DIR."),
+    "plugin-suite": (cmd_plugin_suite, True, None,
+                     "pytest-markdown-docs' own test suite, from a checkout of its "
+                     "pinned tag, with the engine loaded."),
 }
 
 
@@ -393,6 +462,9 @@ def make_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentP
     parsers["full"].add_argument("names", metavar="NAME", nargs="*",
                                  help="snippets modules with a full tier (default: all)")
     parsers["notebooks"].add_argument("dir", metavar="DIR", help="where to write them")
+    parsers["plugin-suite"].add_argument(
+        "checkout", metavar="CHECKOUT",
+        help=f"a checkout of pytest-markdown-docs at {PLUGIN_SUITE_TAG}")
     return top, parsers
 
 

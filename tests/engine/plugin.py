@@ -70,6 +70,12 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    # torch and numpy are imported once, up front: they cannot be imported twice in a
+    # process, which pytester's in-process runs would otherwise do (the plugin's own
+    # test suite runs that way).
+    import numpy  # noqa: F401
+    import torch  # noqa: F401
+
     config.pluginmanager.register(_HandOver(), "dlnotes-markdown-handover")
     os.environ.setdefault("MPLBACKEND", "Agg")
     os.environ.setdefault("DLNOTES_OFFLINE", "1")  # tests never touch the network
@@ -154,6 +160,8 @@ class PageFile(pytest.File):
         try:
             blocks = pages.read_page(self.path)
             citations = pages.read_citations(self.path)
+            for block in blocks:
+                _check_retry(self.path, block)
         except pages.PageError as e:
             raise self.CollectError(str(e)) from None
         page = Page(self.path, [b for b in blocks if b.runs], citations, self.config)
@@ -162,6 +170,17 @@ class PageFile(pytest.File):
                 self, name=f"[CodeFence#{index + 1}][line:{block.line}]",
                 page=page, index=index,
             )
+
+
+def _check_retry(path: Path, block: pages.Block) -> None:
+    """retry:N, as pytest-markdown-docs documents it: one non-negative count."""
+    counts = block.prefixed("retry")
+    if len(counts) > 1:
+        raise pages.PageError(path, block.line, "Multiple retry counts are not "
+                              f"supported, use one: {counts}")
+    if counts and not counts[0].isdigit():
+        raise pages.PageError(path, block.line, f"Invalid retry count {counts[0]!r}: "
+                              "must be a non-negative integer")
 
 
 def _signature_of(names: list[str]):
@@ -249,7 +268,7 @@ class Page:
         self.module: types.ModuleType | None = None
         self.finished = False
         self.last_output = ""
-        _pages.append(self)
+        config.stash.setdefault(_PAGES, []).append(self)
 
     # -- running
 
@@ -451,12 +470,12 @@ class Page:
         return "\n".join(lines)
 
 
-_pages: list[Page] = []
+_PAGES = pytest.StashKey[list]()
 
 
 def pytest_sessionfinish(session):
     """Pages only partly selected (-k, a node id) still get their outputs recorded."""
-    for page in _pages:
+    for page in session.config.stash.get(_PAGES, []):
         if page.done:
             left = page.finish()
             if left:
