@@ -63,6 +63,13 @@ def pytest_addoption(parser):
         help="fail at start unless a CUDA device is visible (the GPU job)",
     )
     parser.addini(
+        "dlnotes_library_warnings",
+        "warnings raised inside libraries (not by page code) that a block may trigger "
+        "without failing, in the `action:message:category:module` form of "
+        "filterwarnings; each with the upstream issue that removes it",
+        type="linelist", default=[],
+    )
+    parser.addini(
         "dlnotes_block_timeout",
         f"seconds one page block may run before it fails (default {DEFAULT_TIMEOUT:g})",
         default=str(DEFAULT_TIMEOUT),
@@ -362,7 +369,9 @@ class Page:
                 _time_limit(limit, where), _own_interrupts():
             warnings.resetwarnings()
             warnings.simplefilter("error")  # any warning from page code fails it ...
-            for category in expected:  # ... unless the block says it shows one
+            for spec in self.config.getini("dlnotes_library_warnings"):
+                _filter(spec)  # ... but for known ones raised inside libraries ...
+            for category in expected:  # ... and unless the block says it shows one
                 warnings.simplefilter("always", category)
             try:
                 result = eval(code, self.module.__dict__)  # noqa: S307 - page code
@@ -512,6 +521,13 @@ def _warning_categories(block: pages.Block, where: str) -> list[type[Warning]]:
                               "category (e.g. DeprecationWarning)")
         found.append(category)
     return found
+
+
+def _filter(spec: str) -> None:
+    """Apply one `action:message:category:module` entry, as filterwarnings reads it."""
+    action, message, category, module = (spec.split(":", 3) + ["", "", ""])[:4]
+    cls = getattr(builtins, category.strip() or "Warning")
+    warnings.filterwarnings(action.strip(), message.strip(), cls, module.strip())
 
 
 @contextlib.contextmanager
