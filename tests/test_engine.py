@@ -485,3 +485,16 @@ def test_cited_values_render_and_a_stale_one_fails_the_strict_build(tmp_path):
     lenient = build()
     assert "⟨loss:.2f: not recorded⟩" in (tmp_path / "site" / "page" /
                                            "index.html").read_text()
+
+
+def test_retry_and_mdx_metadata_work_as_the_plugin_documents(tmp_path):
+    code, out, outcomes = run_pages(tmp_path, "retry_and_mdx.mdx")
+    assert code == 0, out
+    assert [o for o, _ in outcomes.values()] == ["passed", "passed"]  # notest: no item
+    os.environ["DLNOTES_OUTPUTS"] = str(tmp_path / "outputs")
+    try:
+        record = records.load(tmp_path / "retry_and_mdx.mdx", "cpu")
+    finally:
+        del os.environ["DLNOTES_OUTPUTS"]
+    last = max(record["blocks"].values(), key=lambda b: b["line"])
+    assert last["output"] == "passed on attempt 3\n"  # the output of the passing try

@@ -305,6 +305,8 @@ class Page:
         self._execute(self.blocks[index], fixtures)
 
     def _start(self) -> None:
+        self.saved = _ProcessState()
+        self.files_before = _repository_files()
         name = "dlnotes_page_" + re.sub(r"\W", "_", self.rel.rsplit(".", 1)[0])
         self.module = types.ModuleType(name)
         self.module.__file__ = str(self.path)
@@ -318,8 +320,6 @@ class Page:
         self.record["blocks"] = {
             d: v for d, v in self.record["blocks"].items() if d in live
         }
-        self.saved = _ProcessState()
-        self.files_before = _repository_files()
         _fresh_state()
 
     def _execute(self, block: pages.Block, fixtures: dict) -> None:
