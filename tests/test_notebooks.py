@@ -163,11 +163,16 @@ def _package(tmp_path: Path, files: dict[str, str]) -> Path:
     ("def f():\n    from snippets import a\n", ["a"]),  # inside a function
     ("try:\n    import snippets.b\nexcept ImportError:\n    pass\n", ["b"]),
     ("import importlib\nm = importlib.import_module('snippets.a')", ["a"]),
+    ("from importlib import import_module\nimport_module('.b', 'snippets')", ["b"]),
+    ("__import__('snippets.c')", ["c"]),
+    ("from snippets.a import *", ["a"]),
+    ("from snippets import *", ["b"]),  # the modules named in __init__'s __all__
     ("from . import a", None),  # relative, at top level: not the package's
     ("import torch, os.path", None),
 ])
 def test_snippet_modules_each_import_form(tmp_path, code, expected):
-    root = _package(tmp_path, {"__init__.py": "helper = 1\n", "a.py": "", "b.py": "",
+    root = _package(tmp_path, {"__init__.py": "helper = 1\n__all__ = ['helper', 'b']\n",
+                               "a.py": "", "b.py": "",
                                "c.py": ""})
     found = notebooks.snippet_modules(code, root)
     assert found == ([] if expected is None else sorted(["__init__", *expected]))
@@ -185,7 +190,7 @@ def test_snippet_modules_follow_relative_and_nested_imports(tmp_path):
                 return read()
             """,
         "store.py": "import json\nfrom snippets import fmt\ndef read(): return fmt\n",
-        "fmt.py": "import snippets.deep.inner as inner\n",
+        "fmt.py": "from snippets.deep import inner\n",
         "deep/__init__.py": "",
         "deep/inner.py": "from ..base import VERSION\n",
         "unused.py": "import snippets.a\n",
@@ -256,7 +261,7 @@ def imports(tree, package):
             if node.level:
                 name = importlib.util.resolve_name(
                     "." * node.level + (node.module or ""), package)
-            yield name, [a.name for a in node.names if a.name != "*"]
+            yield name, [a.name for a in node.names]
 
 for case in cases:
     for name in [m for m in sys.modules if ours(m)]:
@@ -283,6 +288,8 @@ for case in cases:
                 continue
             try:
                 loaded = importlib.import_module(module)
+                if names == ["*"]:
+                    names = list(getattr(loaded, "__all__", []))
                 for name in names:
                     if not hasattr(loaded, name):  # a submodule, as `from` finds it
                         importlib.import_module(f"{module}.{name}")

@@ -94,7 +94,7 @@ def _imports(tree: ast.AST, package: str | None) -> set[str]:
             else:
                 base = node.module
             found.add(base)
-            found.update(f"{base}.{a.name}" for a in node.names if a.name != "*")
+            found.update(f"{base}.{a.name}" for a in node.names)  # "M.*": see below
         elif isinstance(node, ast.Call) and node.args:
             func = node.func
             called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
@@ -113,12 +113,26 @@ def _imports(tree: ast.AST, package: str | None) -> set[str]:
     return found
 
 
+def _all_names(path: Path | None) -> list[str]:
+    """A package's `__all__`, where its __init__.py sets it to a list of strings."""
+    if path is None or path.name != "__init__.py":
+        return []
+    for node in ast.parse(path.read_text("utf8")).body:
+        if (isinstance(node, ast.Assign) and isinstance(node.value, (ast.List, ast.Tuple))
+                and any(getattr(t, "id", "") == "__all__" for t in node.targets)):
+            return [e.value for e in node.value.elts
+                    if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+    return []
+
+
 def snippet_modules(code: str | Iterable[str], root: Path = SNIPPETS) -> list[str]:
     """The modules of the `snippets` package (root) that code needs, with what they import.
 
     Found by parsing, so every import form counts: `import snippets.x (as y)`,
-    `from snippets import x, y`, `from snippets.x import f`, imports inside functions,
-    and relative imports inside the package's own modules; followed transitively. Each
+    `from snippets import x, y`, `from snippets.x import f`, `from snippets import *`
+    (the modules in `__all__`), imports inside functions, constant-string
+    `importlib.import_module` calls, and relative imports inside the package's own
+    modules; followed transitively. Each
     module is its path under root without `.py` ("data", "sub/__init__"); a package's
     `__init__` comes with any of its modules (importing one runs it). None: code that
     uses no snippets.
@@ -128,6 +142,9 @@ def snippet_modules(code: str | Iterable[str], root: Path = SNIPPETS) -> list[st
     files: set[Path] = set()
     while todo:
         name = todo.pop()
+        if name.endswith(".*"):  # from a package import *: the submodules in its __all__
+            name = name[:-2]
+            todo += [f"{name}.{n}" for n in _all_names(_module_path(name, root))]
         parts = name.split(".")
         # importing a.b.c runs a/__init__.py, a/b/__init__.py, then a/b/c
         for depth in range(1, len(parts) + 1):
