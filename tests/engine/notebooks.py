@@ -132,10 +132,9 @@ def snippet_modules(code: str | Iterable[str], root: Path = SNIPPETS) -> list[st
     `from snippets import x, y`, `from snippets.x import f`, `from snippets import *`
     (the modules in `__all__`), imports inside functions, constant-string
     `importlib.import_module` calls, and relative imports inside the package's own
-    modules; followed transitively. Each
-    module is its path under root without `.py` ("data", "sub/__init__"); a package's
-    `__init__` comes with any of its modules (importing one runs it). None: code that
-    uses no snippets.
+    modules; followed transitively. Each module is its path under root without `.py`
+    ("data", "sub/__init__"); a package's `__init__` comes with any of its modules
+    (importing one runs it). Code that uses no snippets needs none: [].
     """
     sources = [code] if isinstance(code, str) else list(code)
     todo = [name for source in sources for name in _imports(ast.parse(source), None)]
