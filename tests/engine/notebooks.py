@@ -5,8 +5,10 @@ Page notebooks (made by the site build from the page itself; the build runs no c
   each running Python block a code cell with its snippet includes expanded, and a
   `notest` block a Markdown code listing;
 - a first code cell makes the shared `snippets` package importable outside the
-  repository (it downloads the modules the page needs from the published site) and
-  seeds like the test run does;
+  repository and seeds like the test run does: it downloads from the published site
+  the modules the page needs (`snippet_modules`: its imports, parsed, followed through
+  the package) and, where it uses snippets/results.py, the full-tier results
+  (docs/results/*.json) so that it prints what the page shows;
 - published beside the page as `<page>.ipynb`; the page links it and "Open in Colab"
   (Colab opens the copy that the pages workflow pushes to the `notebooks` branch).
 
@@ -19,8 +21,10 @@ fails the strict build.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import html
+import importlib.util
 import json
 import logging
 import os
@@ -28,6 +32,7 @@ import posixpath
 import re
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import nbformat
@@ -40,7 +45,7 @@ from tests.engine import pages, records  # noqa: E402
 log = logging.getLogger("mkdocs.plugins.dlnotes.notebooks")
 ROOT = pages.ROOT
 SNIPPETS_ENV = "DLNOTES_SNIPPETS_URL"  # where a notebook fetches snippets from
-_IMPORT = re.compile(r"^\s*(?:from|import)\s+snippets\.(\w+)", re.M)
+RESULTS_ENV = "DLNOTES_RESULTS_URL"  # where it fetches full-tier results from
 _OPENER = re.compile(
     r'^(?P<indent> *)(?:!!!|\?\?\?\+?|===!?\+?) *(?P<kind>\w+)?(?: +"(?P<title>[^"]*)")?'
     r"|^(?P<tindent> *)===!?\+? +\"(?P<tab>[^\"]*)\""
@@ -49,33 +54,49 @@ _OPENER = re.compile(
 
 # ---------------------------------------------------------------- page -> notebook
 
-
-def snippet_modules(code: str) -> list[str]:
-    """The snippets modules a piece of code needs, with what they import in turn."""
-    todo, seen = _IMPORT.findall(code), {"__init__"}
-    while todo:
-        name = todo.pop()
-        if name in seen or not (ROOT / "snippets" / f"{name}.py").exists():
-            continue
-        seen.add(name)
-        todo += _IMPORT.findall((ROOT / "snippets" / f"{name}.py").read_text("utf8"))
-    return sorted(seen)
+SNIPPETS = ROOT / "snippets"
+snippet_modules = pages.snippet_modules  # what a page imports from snippets/
+RESULTS = ROOT / "docs" / "results"  # snippets/results.py: <snippets>/../docs/results
 
 
-def setup_cell(modules: list[str], site_url: str) -> str:
-    files = ", ".join(f'"{m}.py"' for m in modules)
-    return f'''\
-# Set-up. DL Notes pages share code through the `snippets` package; outside
-# the repository this cell downloads the modules this page uses from the site.
-import importlib.util, os, pathlib, urllib.request
-base = os.environ.get("{SNIPPETS_ENV}", "{site_url}snippets/")
-if importlib.util.find_spec("snippets") is None:
-    pathlib.Path("snippets").mkdir(exist_ok=True)
-    for name in [{files}]:
-        urllib.request.urlretrieve(base + name, "snippets/" + name)
+def results_files(modules: list[str], results: Path = RESULTS) -> list[str]:
+    """The full-tier results a notebook needs: all of docs/results/*.json where the
+    page uses snippets/results.py (which reads them), so it prints what the page shows."""
+    if "results" not in modules:
+        return []
+    return sorted(p.name for p in results.glob("*.json"))
 
-import random, numpy, torch  # the same seeds as the page's test run
-random.seed(0); numpy.random.seed(0); torch.manual_seed(0)'''
+
+def setup_cell(modules: list[str], site_url: str, results: Iterable[str] = ()) -> str:
+    """The first cell: outside the repository it downloads the snippets modules (and
+    the full-tier results they read) the page uses from the site; then it seeds."""
+    seeds = ("import random, numpy, torch  # the same seeds as the page's test run\n"
+             "random.seed(0); numpy.random.seed(0); torch.manual_seed(0)")
+    if not modules:
+        return seeds
+    lines = [
+        "# Set-up. DL Notes pages share code through the `snippets` package; outside",
+        "# the repository this cell downloads the modules this page uses from the site.",
+        "import importlib, importlib.util, os, pathlib, urllib.request",
+        f'base = os.environ.get("{SNIPPETS_ENV}", "{site_url}snippets/")',
+    ]
+    if results:
+        lines.append(f'results_base = os.environ.get("{RESULTS_ENV}", "{site_url}results/")')
+    lines += [
+        'if importlib.util.find_spec("snippets") is None:',
+        f"    for name in {json.dumps([f'{m}.py' for m in modules])}:",
+        '        pathlib.Path("snippets", name).parent.mkdir(parents=True, exist_ok=True)',
+        '        urllib.request.urlretrieve(base + name, "snippets/" + name)',
+    ]
+    if results:  # where snippets/results.py looks: <snippets>/../docs/results
+        lines += [
+            "    # the full-tier results that snippets/results.py reads",
+            '    pathlib.Path("docs/results").mkdir(parents=True, exist_ok=True)',
+            f"    for name in {json.dumps(list(results))}:",
+            '        urllib.request.urlretrieve(results_base + name, "docs/results/" + name)',
+        ]
+    lines += ["    importlib.invalidate_caches()", "", seeds]
+    return "\n".join(lines)
 
 
 def _flat_prose(text: str) -> list[str]:
@@ -96,14 +117,25 @@ def _cell_text(lines: list[str]) -> str:
 def page_notebook(path: Path, site_url: str) -> nbformat.NotebookNode:
     """The page as a notebook: its prose and its blocks, in order."""
     text = path.read_text("utf8")
-    lines = _flat_prose(text)
+    # values the prose cites, as the page's recorded run computed them
+    lines = records.render_citations(_flat_prose(text), pages.read_citations(path, text),
+                                     records.load(path, "cpu"), html=False)
     start = 0
     if lines and lines[0].strip() == "---":  # front matter
         start = lines.index("---", 1) + 1
     blocks = pages.read_page(path)
     cells = []
-    code = "\n".join(b.source for b in blocks if b.runs)
-    cells.append(nbformat.v4.new_code_cell(setup_cell(snippet_modules(code), site_url)))
+    sources = []
+    for b in blocks:
+        if b.runs:
+            try:
+                ast.parse(b.source)
+            except SyntaxError as e:
+                raise pages.PageError(path, b.line, f"not Python: {e}") from None
+            sources.append(b.source)
+    modules = snippet_modules(sources)
+    cells.append(nbformat.v4.new_code_cell(
+        setup_cell(modules, site_url, results_files(modules))))
     at = start
     for b in blocks:
         prose = pages.expand_snippets(_cell_text(lines[at : b.line - 1]))
@@ -261,9 +293,9 @@ def on_files(files, config):
             nb = page_notebook(path, site_url)
             files.append(File.generated(config, notebook_uri(file.src_uri),
                                         content=nbformat.writes(nb)))
-    for module in sorted((ROOT / "snippets").glob("*.py")):  # for the page notebooks
-        files.append(File.generated(config, f"snippets/{module.name}",
-                                    abs_src_path=str(module)))
+    for module in sorted(SNIPPETS.rglob("*.py")):  # for the page notebooks
+        rel = module.relative_to(SNIPPETS).as_posix()
+        files.append(File.generated(config, f"snippets/{rel}", abs_src_path=str(module)))
     return files
 
 

@@ -15,12 +15,14 @@ the tests run the text the site shows.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import functools
 import hashlib
-import ast
+import importlib.util
 import re
 import shlex
+from collections.abc import Iterable
 from pathlib import Path
 
 import markdown
@@ -270,61 +272,111 @@ def _mdx_metadata(token) -> set[str]:
     return set(text[3:-3].replace("pmd-metadata:", "").split())
 
 
-def snippet_modules(code: str) -> list[str]:
-    """The `snippets` modules that code imports, with what those import in turn.
+def _module_path(name: str, root: Path) -> Path | None:
+    """The file of module `name` (dotted, under root's package), or None if no such file."""
+    parts = name.split(".")
+    if parts[0] != root.name:
+        return None
+    base = root.joinpath(*parts[1:])
+    for path in (base / "__init__.py", base.with_suffix(".py") if parts[1:] else None):
+        if path is not None and path.is_file():
+            return path
+    return None
 
-    Found with `ast`, so every form counts: `import snippets.x`, `from snippets import
-    x, y`, `from snippets.x import f`, imports inside functions, and the relative
-    imports (`from . import x`, `from .x import f`) inside snippets modules.
+
+def _imports(tree: ast.AST, package: str | None) -> set[str]:
+    """Every module an AST may import, anywhere in it (function bodies included).
+
+    Relative imports are resolved against `package` (None for top-level code, where a
+    relative import cannot work and is ignored). `from M import n` names both M and
+    M.n, since n may be a submodule; names that are no module's file drop out later.
+    Constant-string calls of importlib.import_module and __import__ count too.
     """
     found: set[str] = set()
-    todo = _imported_snippets(code, inside=False)
-    while todo:
-        name = todo.pop()
-        file = ROOT / "snippets" / f"{name}.py"
-        if name in found or not file.exists():
-            continue
-        found.add(name)
-        todo |= _imported_snippets(file.read_text("utf8"), inside=True)
-    return sorted(found)
-
-
-def _imported_snippets(code: str, inside: bool) -> set[str]:
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
-        return set()
-    names = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names |= {a.name.split(".")[1] for a in node.names
-                      if a.name.startswith("snippets.")}
+            found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            module = node.module or ""
-            if node.level == 0 and module == "snippets":
-                names |= {a.name for a in node.names}
-            elif node.level == 0 and module.startswith("snippets."):
-                names.add(module.split(".")[1])
-            elif node.level == 1 and inside:
-                names |= {module.split(".")[0]} if module else {a.name for a in node.names}
-    return names
-
-
-def scan_python_fences(text: str) -> list[int]:
-    """Lines of every Python fence opener, found by a plain line scan (no Markdown parser).
-
-    Independent of read_page on purpose: the fence check compares the two, so a fence the
-    parser misses (say, in a construct it does not understand) fails the suite.
-    """
-    lines, found, i = text.split("\n"), [], 0
-    while i < len(lines):
-        m = _FENCE.match(lines[i])
-        if m:
-            if parse_info(m["info"])[0] in PYTHON_LANGS:
-                found.append(i + 1)
-            i = _fence_end(lines, i, m)
-        i += 1
+            if node.level:
+                if package is None:
+                    continue
+                try:
+                    base = importlib.util.resolve_name(
+                        "." * node.level + (node.module or ""), package)
+                except ImportError:  # beyond the top-level package
+                    continue
+            else:
+                base = node.module
+            found.add(base)
+            found.update(f"{base}.{a.name}" for a in node.names)  # "M.*": see below
+        elif isinstance(node, ast.Call) and node.args:
+            func = node.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            first = node.args[0]
+            if called in ("import_module", "__import__") and isinstance(
+                    first, ast.Constant) and isinstance(first.value, str):
+                name, anchor = first.value, package
+                if len(node.args) > 1 and isinstance(node.args[1], ast.Constant):
+                    anchor = node.args[1].value
+                if name.startswith("."):
+                    try:
+                        name = importlib.util.resolve_name(name, anchor)
+                    except (ImportError, ValueError, TypeError):
+                        continue
+                found.add(name)
     return found
+
+
+def _all_names(path: Path | None) -> list[str]:
+    """A package's `__all__`, where its __init__.py sets it to a list of strings."""
+    if path is None or path.name != "__init__.py":
+        return []
+    for node in ast.parse(path.read_text("utf8")).body:
+        if (isinstance(node, ast.Assign) and isinstance(node.value, (ast.List, ast.Tuple))
+                and any(getattr(t, "id", "") == "__all__" for t in node.targets)):
+            return [e.value for e in node.value.elts
+                    if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+    return []
+
+
+def snippet_modules(code: str | Iterable[str], root: Path | None = None) -> list[str]:
+    """The modules of the `snippets` package (root) that code needs, with what they import.
+
+    Found by parsing, so every import form counts: `import snippets.x (as y)`,
+    `from snippets import x, y`, `from snippets.x import f`, `from snippets import *`
+    (the modules in `__all__`), imports inside functions, constant-string
+    `importlib.import_module` calls, and relative imports inside the package's own
+    modules; followed transitively. Each module is its path under root without `.py`
+    ("data", "sub/__init__"); a package's `__init__` comes with any of its modules
+    (importing one runs it). Code that uses no snippets needs none: [].
+    """
+    root = ROOT / "snippets" if root is None else root
+    sources = [code] if isinstance(code, str) else list(code)
+    todo = [name for source in sources for name in _imports(_parse(source), None)]
+    files: set[Path] = set()
+    while todo:
+        name = todo.pop()
+        if name.endswith(".*"):  # from a package import *: the submodules in its __all__
+            name = name[:-2]
+            todo += [f"{name}.{n}" for n in _all_names(_module_path(name, root))]
+        parts = name.split(".")
+        # importing a.b.c runs a/__init__.py, a/b/__init__.py, then a/b/c
+        for depth in range(1, len(parts) + 1):
+            path = _module_path(".".join(parts[:depth]), root)
+            if path is None or path in files:
+                continue
+            files.add(path)
+            module = ".".join(parts[:depth])
+            package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+            todo += _imports(ast.parse(path.read_text("utf8"), str(path)), package)
+    return sorted(p.relative_to(root).with_suffix("").as_posix() for p in files)
+
+
+def _parse(source: str) -> ast.AST:
+    try:
+        return ast.parse(source)
+    except SyntaxError:  # the block fails when it runs, with its page line
+        return ast.Module(body=[], type_ignores=[])
 
 
 # ------------------------------------------------------------------ cited values
