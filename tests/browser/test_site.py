@@ -297,3 +297,33 @@ def test_page_weight_of_every_page(browser, server):
     _record_figure("max_page_weight_kb", round(max(weights.values()) / 1024, 1))
     index = SITE / "search" / "search_index.json"
     _record_figure("search_index_kb", round(index.stat().st_size / 1024, 1))
+
+
+def test_prose_shows_cited_values_and_marked_quotations(visit):
+    """Numbers in sentences come from the recorded run (dl-cite) or are marked as
+    quotations with their source (dl-quote); none is left as a placeholder."""
+    v = visit("makemore/bigram-counting/")
+    page = v.page
+    cited = page.locator(".dl-cite")
+    assert cited.count() >= 3
+    assert page.locator(".dl-cite-missing").count() == 0
+    first = cited.first.inner_text()
+    assert any(ch.isdigit() for ch in first), first
+    assert "Computed by the block at line" in cited.first.get_attribute("title")
+    quote = page.locator(".dl-quote").first
+    assert "(quoted:" in quote.inner_text()
+    assert page.evaluate("getComputedStyle(document.querySelector('.dl-quote'))"
+                         ".fontStyle") == "italic"
+    assert "{{" not in page.locator("article").inner_text()
+    quote.scroll_into_view_if_needed()
+    shot(page, "citations")
+    v.check_clean()
+
+
+def test_search_index_holds_cited_values_not_their_markup():
+    import json
+
+    index = json.loads((SITE / "search" / "search_index.json").read_text())
+    texts = [d["text"] for d in index["docs"]]
+    assert not [t for t in texts if "{{" in t]
+    assert any("dl-cite" not in t and "quoted:" in t for t in texts)
