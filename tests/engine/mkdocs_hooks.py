@@ -77,7 +77,7 @@ def on_page_markdown(markdown, page, config, files):
 
     lines = records.render_citations(
         markdown.split("\n"), pages.read_citations(path, text=markdown), cpu,
-        html=True, missing=missing)
+        html=True, missing=missing, offset=offset)
     recorded_lines = {v["line"] for v in cpu["blocks"].values()}
     for block in reversed(blocks):  # insert from the bottom so line numbers hold
         entry = cpu["blocks"].get(block.digest)

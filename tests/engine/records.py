@@ -126,10 +126,11 @@ def cited_text(citation, record: dict) -> str | None:
 
 
 def render_citations(lines: list[str], citations, record: dict, *, html: bool,
-                     missing=None) -> list[str]:
+                     missing=None, offset: int = 0) -> list[str]:
     """Prose lines with every `{{ ... }}` replaced: cited values by what the test run
     recorded, quotations marked as quotations. `missing(citation)` is called for a
-    value with no current record (and its text is shown in its place)."""
+    value with no current record (and its text is shown in its place). `offset`: lines
+    of the file above `lines` (front matter), for the line numbers shown."""
     import html as _html
 
     lines = list(lines)
@@ -152,7 +153,7 @@ def render_citations(lines: list[str], citations, record: dict, *, html: bool,
                         "</span>") if html else value
             elif html:
                 text = (f'<span class="dl-cite" title="Computed by the block at line '
-                        f'{c.after.line}">{_html.escape(value)}</span>')
+                        f'{c.after.line + offset}">{_html.escape(value)}</span>')
             else:
                 text = value
         i = c.line - 1
