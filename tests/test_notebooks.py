@@ -465,3 +465,15 @@ def test_cited_values_and_quotations_reach_the_notebook(tmp_path, monkeypatch):
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     assert "The loss is 2.45; 2.454 (quoted: makemore part 1)." in text
     assert "{{" not in text
+
+
+def test_exercise_solutions_are_hidden_cells_in_the_notebook(tmp_path):
+    page = tmp_path / "p.md"
+    page.write_text("# P\n\n```python\nx = 1\n```\n\n## Exercises\n\n1. Add one.\n\n"
+                    '??? success "Solution"\n\n    ```python\n    y = x + 1\n    ```\n')
+    nb = notebooks.page_notebook(page, SITE)
+    code = [c for c in nb.cells if c.cell_type == "code"][1:]
+    assert [c.source for c in code] == ["x = 1", "y = x + 1"]
+    assert "solution" not in code[0].metadata.get("tags", [])
+    assert code[1].metadata["tags"] == ["solution"]
+    assert code[1].metadata["jupyter"] == {"source_hidden": True}

@@ -169,6 +169,7 @@ def _stamp(ran, total, cpu, cuda, digests) -> str:
     return '<p class="dl-stamp">' + "<br>".join(parts) + "</p>"
 
 
+_SOLUTION = re.compile(r'(<details class="success")(>\s*<summary>Solution)')
 _MATH = re.compile(
     r'<(span|div) class="arithmatex">(?:\\\(|\\\[)(.*?)(?:\\\)|\\\])</\1>', re.S
 )
@@ -191,6 +192,8 @@ def on_page_content(content, page, config, files):
     # Recorded outputs are shown, not searched: numbers would crowd out the prose.
     content = content.replace('<div class="dl-output highlight">',
                               '<div class="dl-output highlight" data-search-exclude>')
+    # Exercise solutions are read after trying, not found by searching the question.
+    content = _SOLUTION.sub(r"\1 data-search-exclude\2", content)
     _toc_math(page.toc)
     keywords = page.meta.get("keywords")
     if keywords:  # other spellings readers search for: indexed, not shown
@@ -207,7 +210,8 @@ def on_page_content(content, page, config, files):
     return content
 
 
-_TOC_MATH = re.compile(r"\\\((.*?)\\\)")
+_TOC_SOLUTION = re.compile(r'(<details class="success")(>\s*<summary>Solution)')
+_MATH = re.compile(r"\\\((.*?)\\\)")
 
 
 def _toc_math(items) -> None:

@@ -137,12 +137,17 @@ def page_notebook(path: Path, site_url: str) -> nbformat.NotebookNode:
     cells.append(nbformat.v4.new_code_cell(
         setup_cell(modules, site_url, results_files(modules))))
     at = start
+    solutions = _solution_lines(text)
     for b in blocks:
         prose = pages.expand_snippets(_cell_text(lines[at : b.line - 1]))
         if prose.strip():
             cells.append(nbformat.v4.new_markdown_cell(prose))
         source = b.source.rstrip("\n")
-        if b.runs:
+        if b.runs and b.line in solutions:  # an exercise's solution: try first
+            cells.append(nbformat.v4.new_code_cell(source, metadata={
+                "tags": ["solution"], "jupyter": {"source_hidden": True},
+                "cellView": "form"}))
+        elif b.runs:
             cells.append(nbformat.v4.new_code_cell(source))
         else:
             cells.append(nbformat.v4.new_markdown_cell(f"```python\n{source}\n```"))
@@ -157,6 +162,24 @@ def page_notebook(path: Path, site_url: str) -> nbformat.NotebookNode:
     nb.metadata["dlnotes"] = {"page": pages._rel(path)}
     nbformat.validate(nb)
     return nb
+
+
+_SOLUTION_OPENER = re.compile(r'^(?P<indent> *)\?\?\?\+? +\w+ +"Solution')
+
+
+def _solution_lines(text: str) -> set[int]:
+    """Line numbers (1-based) inside collapsed `??? ... "Solution..."` blocks."""
+    lines, inside = text.split("\n"), set()
+    for i, line in enumerate(lines):
+        m = _SOLUTION_OPENER.match(line)
+        if not m:
+            continue
+        indent = len(m["indent"]) + 4
+        for j in range(i + 1, len(lines)):
+            if lines[j].strip() and len(lines[j]) - len(lines[j].lstrip()) < indent:
+                break
+            inside.add(j + 1)
+    return inside
 
 
 def notebook_uri(src_uri: str) -> str:
