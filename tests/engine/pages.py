@@ -379,6 +379,23 @@ def _parse(source: str) -> ast.AST:
         return ast.Module(body=[], type_ignores=[])
 
 
+def scan_python_fences(text: str) -> list[int]:
+    """Lines of every Python fence opener, found by a plain line scan (no Markdown parser).
+
+    Independent of read_page on purpose: the fence check compares the two, so a fence the
+    parser misses (say, in a construct it does not understand) fails the suite.
+    """
+    lines, found, i = text.split("\n"), [], 0
+    while i < len(lines):
+        m = _FENCE.match(lines[i])
+        if m:
+            if parse_info(m["info"])[0] in PYTHON_LANGS:
+                found.append(i + 1)
+            i = _fence_end(lines, i, m)
+        i += 1
+    return found
+
+
 # ------------------------------------------------------------------ cited values
 #
 # Prose cites what a block computed instead of typing it: `{{ expr }}` or
