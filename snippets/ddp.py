@@ -1,19 +1,24 @@
 """DistributedDataParallel on the CPU: two processes, gloo, one small model.
 
-New processes import the function they run by module and name, so the
-worker lives here, not on a page: a page's own functions cannot be imported
-by a fresh interpreter. `run()` starts the processes, waits for them and
-returns what each rank saw. Command line: `python -m snippets.ddp`.
+Processes started with spawn or a fork server import the function they run
+by module and name, so the worker lives here, not on a page: a page's own
+functions cannot be imported by a fresh interpreter. `run()` starts the
+processes, waits for them and returns what each rank saw. Command line:
+`python -m snippets.ddp`.
 
-The processes come from a fork server (where the platform has one) that has
-imported this module, and so torch, once: each worker then starts in a
-fraction of a second instead of importing torch again.
+Where it can, `run()` forks the calling process: the children start with
+torch already imported, in a fraction of a second. It cannot after CUDA has
+been initialised (a forked child cannot use it), nor on Python 3.12+ (which
+warns about forking a multi-threaded process); then the processes come
+from a fork server that has imported this module, and so torch, once, or,
+where there is none, from spawn.
 """
 from __future__ import annotations
 
 import copy
 import os
 import socket
+import sys
 import tempfile
 
 import torch
@@ -47,6 +52,7 @@ def params(model: nn.Module) -> list[torch.Tensor]:
 # --8<-- [start:worker]
 def worker(rank, world_size, port, x, y, steps, lr, out_dir):
     """One process of the group: its own model copy, its own shard of x."""
+    torch.set_num_threads(1)                 # the ranks share the cores
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     dist.init_process_group("gloo", rank=rank, world_size=world_size)
@@ -74,11 +80,21 @@ def worker(rank, world_size, port, x, y, steps, lr, out_dir):
 
 
 # --8<-- [start:launch]
+def start_method() -> str:
+    """fork where it is safe (fast), else a fork server, else spawn."""
+    methods = mp.get_all_start_methods()
+    if ("fork" in methods and not torch.cuda.is_initialized()
+            and sys.version_info < (3, 12)):
+        return "fork"                        # children inherit torch
+    if "forkserver" in methods:
+        mp.set_forkserver_preload(["snippets.ddp"])
+        return "forkserver"
+    return "spawn"
+
+
 def run(x, y, world_size=2, steps=5, lr=0.1):
     """Start world_size processes; return each rank's record, by rank."""
-    method = ("forkserver" if "forkserver" in mp.get_all_start_methods()
-              else "spawn")
-    mp.set_forkserver_preload(["snippets.ddp"])
+    method = start_method()
     with tempfile.TemporaryDirectory() as out_dir:
         mp.start_processes(worker, nprocs=world_size, join=True,
                            start_method=method,
