@@ -244,9 +244,13 @@ def cmd_bench(ns) -> int:
     }
     if browser_figures.exists():
         figures.update(json.loads(browser_figures.read_text()))
+    previous = json.loads(report.read_text()) if report.exists() else {}
+    previous = previous.get("figures", previous)  # (older reports held figures only)
+    say(f"{'figure':>22}  {'now':>12}  {'previous run':>12}")
     for key, value in figures.items():
-        print(f"{key:>22}: {value}")
-    report.write_text(json.dumps(figures, indent=1))
+        say(f"{key:>22}: {value!s:>12}  {previous.get(key, '-')!s:>12}")
+    report.write_text(json.dumps({"figures": figures, "previous": previous}, indent=1))
+    say(f"dev: figures written to {_shown(report)} (CI uploads it)")
     return code
 
 
