@@ -210,8 +210,7 @@ def on_page_content(content, page, config, files):
     return content
 
 
-_TOC_SOLUTION = re.compile(r'(<details class="success")(>\s*<summary>Solution)')
-_MATH = re.compile(r"\\\((.*?)\\\)")
+_TOC_MATH = re.compile(r"\\\((.*?)\\\)")
 
 
 def _toc_math(items) -> None:
