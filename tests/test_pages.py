@@ -246,3 +246,23 @@ def test_the_number_check_tells_typed_from_cited_and_quoted(tmp_path):
     )
     found = [f.rsplit("/", 1)[-1] for f in pages.bare_numbers(page)]
     assert found == ["p.md:11: 2.4546", "p.md:11: 200,000", "p.md:11: 22 %"]
+
+
+def test_the_learning_path_never_lists_a_page_before_what_it_builds_on():
+    """Each page's **Builds on** pages come earlier in docs/path.md."""
+    import re
+
+    path = ROOT / "docs" / "path.md"
+    order: list[Path] = []
+    for target in re.findall(r"\]\(([^)#\s]+\.(?:md|ipynb))", path.read_text("utf8")):
+        page = (path.parent / target).resolve()
+        if page not in order:
+            order.append(page)
+    late = [
+        f"{page.relative_to(ROOT).as_posix()} (step {order.index(page) + 1}) builds on "
+        f"{earlier.relative_to(ROOT).as_posix()} (step {order.index(earlier) + 1})"
+        for page in CONCEPTS if page in order
+        for earlier in _builds_on(page.read_text("utf8"), page.parent)
+        if earlier in order and order.index(earlier) > order.index(page)
+    ]
+    assert not late, "the path lists a page before what it builds on:\n" + "\n".join(late)
