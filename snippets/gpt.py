@@ -221,20 +221,22 @@ def train(model, X, Y, steps, batch_size=32, max_lr=3e-3, min_lr=None,
           warmup=None, weight_decay=0.1, seed=0, eval_every=0,
           eval_fn=None, log_every=0):
     """AdamW, warm-up + cosine, gradient clipping at norm 1. Returns the
-    minibatch losses and [(step, eval_fn(model))] every eval_every steps."""
+    minibatch losses and, every eval_every steps, (step, characters seen,
+    eval_fn(model))."""
     warmup = max(1, steps // 20) if warmup is None else warmup
     min_lr = max_lr / 10 if min_lr is None else min_lr
     opt = make_optimizer(model, max_lr, weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: lr_at(s, max_lr, warmup, steps, min_lr) / max_lr)
     g = torch.Generator().manual_seed(seed)
-    losses, evals, start = [], [], time.time()
+    losses, evals, seen, start = [], [], 0, time.time()
     model.train()
     for step in range(steps):
         ix = torch.randint(len(X), (batch_size,), generator=g)
         xb, yb = X[ix], Y[ix]                         # (B, block_size)
         T = int((yb >= 0).sum(1).max())               # longest name + '.'
         _, loss = model(xb[:, :T], yb[:, :T])         # drop pure padding
+        seen += int((yb >= 0).sum())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -242,7 +244,7 @@ def train(model, X, Y, steps, batch_size=32, max_lr=3e-3, min_lr=None,
         sched.step()
         losses.append(loss.item())
         if eval_every and ((step + 1) % eval_every == 0 or step + 1 == steps):
-            evals.append((step + 1, eval_fn(model)))
+            evals.append((step + 1, seen, eval_fn(model)))
             model.train()
         if log_every and (step + 1) % log_every == 0:
             print(f"step {step + 1:6d}/{steps}: loss {loss.item():.4f}"
@@ -286,3 +288,93 @@ def sample(model, itos, n, generator, temperature=1.0):
         out.append(word.split(".")[0])
     return out
 # --8<-- [end:evaluate]
+
+
+# The full tier: four sizes, one recipe. (name, n_layer, n_head, n_embd)
+SIZES = [
+    ("tiny", 1, 2, 16),
+    ("small", 2, 4, 32),
+    ("medium", 3, 4, 48),
+    ("large", 4, 4, 64),
+]
+RECIPE = {"steps": 12_000, "batch_size": 64, "max_lr": 2e-3, "min_lr": 2e-4,
+          "warmup": 500, "weight_decay": 0.1, "dropout": 0.1, "seed": 42,
+          "evals": 24}
+
+
+def full_tier(out=RESULTS, checkpoint=CHECKPOINT, sizes=SIZES, recipe=RECIPE):
+    """Train every size with one recipe on the full split; the JSON grows
+    size by size. Dev loss is measured `evals` times during each run (the
+    loss-against-tokens curves); the largest model is kept in build/."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        torch.set_num_threads(1)               # small ops: one core is enough
+    start, cpu_start, runs = time.time(), time.process_time(), []
+    data, stoi, itos = name_splits()
+    (Xtr, Ytr), (Xdev, Ydev) = [(X.to(device), Y.to(device))
+                                for X, Y in (data["train"], data["dev"])]
+    r = recipe
+    result = {"recipe": {**r, "split": "split_words(seed=42), 80/10/10; "
+                         "dev = the WaveNet's val", "block_size": 16,
+                         "tokens": "target characters (end tokens "
+                         "included) in the minibatches so far"},
+              "train_targets": int((Ytr >= 0).sum()),
+              "dev_targets": int((Ydev >= 0).sum()),
+              "runs": runs, "complete": False}
+    for name, n_layer, n_head, n_embd in sizes:
+        cfg = GPTConfig(n_layer=n_layer, n_head=n_head, n_embd=n_embd,
+                        dropout=r["dropout"])
+        torch.manual_seed(r["seed"])
+        model = GPT(cfg).to(device)
+        print(f"== {name}: {n_params(model)} parameters", flush=True)
+        t0 = time.time()
+        losses, evals = train(
+            model, Xtr, Ytr, r["steps"], batch_size=r["batch_size"],
+            max_lr=r["max_lr"], min_lr=r["min_lr"], warmup=r["warmup"],
+            weight_decay=r["weight_decay"], seed=r["seed"],
+            eval_every=r["steps"] // r["evals"],
+            eval_fn=lambda m: evaluate(m, Xdev, Ydev),
+            log_every=r["steps"] // 6)
+        curve = torch.tensor(losses).view(200, -1).mean(1)   # 200 points
+        g = torch.Generator().manual_seed(r["seed"])
+        runs.append({
+            "name": name, "config": asdict(cfg), "params": n_params(model),
+            "train": evaluate(model, Xtr, Ytr),
+            "dev": evaluate(model, Xdev, Ydev),
+            "dev_curve": [{"step": s, "tokens": n, "dev": round(d, 4)}
+                          for s, n, d in evals],
+            "loss_curve": [round(v, 4) for v in curve.tolist()],
+            "samples": sample(model, itos, 12, g),
+            "run_seconds": round(time.time() - t0, 1)})
+        print(f"   train {runs[-1]['train']:.4f}, dev {runs[-1]['dev']:.4f}"
+              f" [{runs[-1]['run_seconds']:.0f} s]", flush=True)
+        if name == sizes[-1][0]:
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"config": asdict(cfg),
+                        "state_dict": model.state_dict()}, checkpoint)
+        result.update({
+            "complete": len(runs) == len(sizes),
+            "cpu_seconds": round(time.process_time() - cpu_start, 1),
+            **results.stamp(device, start)})
+        results.save(result, out)
+    print(f"wrote {out} [{time.time() - start:.0f} s]")
+    return result
+
+
+def load_results(path=RESULTS):
+    """The full tier's measurements, or None where it has not been run."""
+    return results.load(path)
+
+
+def load_checkpoint(path=CHECKPOINT, device="cpu"):
+    """The full tier's largest model, or None where it has not been run."""
+    if not pathlib.Path(path).exists():
+        return None
+    saved = torch.load(path, map_location=device)
+    model = GPT(GPTConfig(**saved["config"])).to(device)
+    model.load_state_dict(saved["state_dict"])
+    return model.eval()
+
+
+if __name__ == "__main__":
+    full_tier()
