@@ -13,9 +13,12 @@
     python3 tests/dev.py links                           check external links (needs internet)
     python3 tests/dev.py notebooks DIR                   write every page's notebook into DIR
     python3 tests/dev.py plugin-suite CHECKOUT           pytest-markdown-docs' tests, engine loaded
+    python3 tests/dev.py drift --torch VERSION [PYTEST_ARGS...]
+                                                         the suite under another torch: a
+                                                         report of what its outputs change
     python3 tests/dev.py --dry-run COMMAND [ARGS...]     print what COMMAND would run; run nothing
 
-test, serve, build, browser and bench hand every further argument to pytest or mkdocs
+test, serve, build, browser, bench and drift hand every further argument to pytest or mkdocs
 (`test docs/x.md -k name -x`, `test "docs/x.md::[CodeFence#3][line:42]"`); the other
 commands take only the arguments shown, and refuse anything else. `COMMAND --help` describes
 one command.
@@ -39,6 +42,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -409,6 +413,143 @@ def cmd_plugin_suite(ns) -> int:
     return 1 if (failed - expected) or (expected & passed) or not passed else 0
 
 
+# ------------------------------------------------------------------ drift
+
+DRIFT = ROOT / "build" / "drift"
+
+
+def torch_version(text: str) -> str:
+    """argparse type of drift's --torch: a release (2.14.1) or `latest`."""
+    if text != "latest" and not re.fullmatch(r"\d+\.\d+(\.\d+)?([a-z]+\d+)?", text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a torch release such as 2.14.1, or `latest`")
+    return text
+
+
+def newest_torch() -> str:
+    """The newest torch release the index offers (DLNOTES_TORCH_INDEX where set),
+    asked of pip; its local label (+cpu) dropped. In a dry run: `latest`."""
+    index = os.environ.get("DLNOTES_TORCH_INDEX")
+    cmd = [PY, "-m", "pip", "index", "versions", "torch",
+           *(["--index-url", index] if index else [])]
+    if DRY_RUN:
+        run(*cmd)
+        return "latest"
+    done = subprocess.run([str(c) for c in cmd], capture_output=True, text=True,
+                          check=False)
+    found = re.search(r"^torch \(([^)+]+)", done.stdout, re.M)
+    if not found:
+        sys.stderr.write(done.stdout + done.stderr)
+        sys.exit(f"dev: cannot tell the newest torch from `{shown(cmd)}`")
+    return found[1]
+
+
+def _disk_bytes(path: Path) -> int:
+    """Disk space a folder takes, as `du` counts it (allocated blocks)."""
+    total = 0
+    for folder, _, names in os.walk(path):
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+_DOWNLOAD = re.compile(r"Downloading \S+ \(([\d.]+) (kB|MB|GB)\)")
+
+
+def _downloaded_mb(log: Path) -> float:
+    """What pip downloaded, by its own log (files it took from disk are not counted)."""
+    if not log.exists():
+        return 0.0
+    scale = {"kB": 1e-3, "MB": 1.0, "GB": 1e3}
+    return sum(float(n) * scale[u] for n, u in _DOWNLOAD.findall(log.read_text("utf8")))
+
+
+def ensure_drift_env(version: str) -> tuple[Path, dict]:
+    """build/drift/venv-torchVERSION: requirements.txt with torch replaced, installed
+    once and reused; returns its python and what installing it cost."""
+    venv = DRIFT / f"venv-torch{version}"
+    py = venv / BIN.name / "python"
+    wanted = re.sub(r"(?m)^torch==.*$", f"torch=={version}", REQUIREMENTS.read_text())
+    want = hashlib.sha256(wanted.encode() + sys.version.encode()).hexdigest()
+    stamp = venv / ".dlnotes-installed"
+    if stamp.exists() and py.exists():
+        done = json.loads(stamp.read_text())
+        if done.get("requirements_sha256") == want:
+            if not DRY_RUN:
+                say(f"dev: reusing {_shown(venv)}")
+            return py, done.get("install", {})
+    requirements = DRIFT / f"requirements-torch{version}.txt"
+    log = DRIFT / f"pip-torch{version}.log"
+    if not DRY_RUN:
+        say(f"dev: creating {_shown(venv)} with torch=={version}")
+        DRIFT.mkdir(parents=True, exist_ok=True)
+        log.unlink(missing_ok=True)
+    start = time.perf_counter()
+    if not py.exists():
+        run(sys.executable, "-m", "venv", venv)
+    write(requirements, wanted)
+    pip = [py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+           "--log", log]
+    index = os.environ.get("DLNOTES_TORCH_INDEX")
+    run(*pip, f"torch=={version}", *(["--index-url", index] if index else []))
+    run(*pip, "-r", requirements)
+    if DRY_RUN:
+        return py, {}
+    install = {
+        "torch": version,
+        "install_seconds": round(time.perf_counter() - start, 1),
+        "downloaded_mb": round(_downloaded_mb(log), 1),
+        "venv_gb": round(_disk_bytes(venv) / 1e9, 2),
+        "torch_index": index or "pip's configured indexes",
+    }
+    stamp.write_text(json.dumps({"requirements_sha256": want, "install": install}))
+    return py, install
+
+
+def cmd_drift(ns) -> int:
+    """The suite under another torch, compared block by block with the pinned run."""
+    ensure_data()
+    version = newest_torch() if ns.torch == "latest" else ns.torch
+    baseline = Path(os.environ.get("DLNOTES_OUTPUTS", ROOT / "build" / "outputs"))
+    # 1. the pinned run's outputs, current: record what is stale first (as serve does)
+    stale = stale_outputs()
+    if stale is None:
+        run(PY, "-c", STALE_QUERY)
+        say(f"dev: would run: {_shown(PY)} -m pytest -q <the pages and labs it lists>")
+    elif stale[0] or stale[1]:
+        if not DRY_RUN:
+            say(f"dev: recording the pinned torch's outputs of {len(stale[0])} page(s) "
+                f"and {len(stale[1])} lab(s) first")
+        pytest("-q", "-p", "no:cacheprovider", *stale[0], *stale[1])
+    # 2. the other torch: its own environment, the suite into its own outputs folder
+    py, install = ensure_drift_env(version)
+    outputs = DRIFT / f"outputs-torch{version}"
+    junit = DRIFT / f"junit-torch{version}.xml"
+    if not DRY_RUN:
+        shutil.rmtree(outputs, ignore_errors=True)  # nothing left from an earlier run
+        say(f"dev: running the suite with torch {version}")
+    start = time.perf_counter()
+    run(py, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}",
+        *ns.args, env={"DLNOTES_OUTPUTS": str(outputs)}, check=False)
+    meta = {**install, "suite_seconds": round(time.perf_counter() - start, 1)}
+    # 3. the report: build/drift/report-torchVERSION.{json,md}, and the site's copy
+    report = DRIFT / f"report-torch{version}"  # .json and .md
+    code = run(PY, "-m", "tests.engine.drift", "compare", "--old", baseline,
+               "--new", outputs, "--junit", junit,
+               *(["--rel", repr(ns.rel)] if ns.rel is not None else []),
+               *(["--abs", repr(ns.abs)] if ns.abs is not None else []),
+               "--json", report.with_name(report.name + ".json"),
+               "--markdown", report.with_name(report.name + ".md"),
+               "--publish", ROOT / "docs" / "results" / "drift.json",
+               "--meta", json.dumps(meta, sort_keys=True), "--strict", check=False)
+    # 4. docs/versions.md prints the published report: record it again
+    pytest("-q", "-p", "no:cacheprovider", "docs/versions.md")
+    return code
+
+
 # name: (function, needs .venv, where further arguments go (None: refused), summary)
 COMMANDS = {
     "test": (cmd_test, True, "pytest",
@@ -432,6 +573,11 @@ COMMANDS = {
     "plugin-suite": (cmd_plugin_suite, True, None,
                      "pytest-markdown-docs' own test suite, from a checkout of its "
                      "pinned tag, with the engine loaded."),
+    "drift": (cmd_drift, True, "pytest (the other torch's run)",
+              "Run the suite under another torch version in its own environment "
+              "(build/drift/venv-torchVERSION) and report, block by block, how its "
+              "outputs compare with the pinned torch's: identical, within tolerance, "
+              "changed (a diff), failed, new warnings."),
 }
 
 
@@ -462,6 +608,18 @@ def make_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentP
     parsers["full"].add_argument("names", metavar="NAME", nargs="*",
                                  help="snippets modules with a full tier (default: all)")
     parsers["notebooks"].add_argument("dir", metavar="DIR", help="where to write them")
+    parsers["drift"].add_argument(
+        "--torch", required=True, type=torch_version, metavar="VERSION",
+        help="the torch release to compare with the pinned one, or `latest`")
+    parsers["drift"].add_argument(
+        "--rel", type=float, metavar="TOL",
+        help="relative tolerance for numbers in outputs (default 1e-4, "
+             "tests/engine/drift.py)")
+    parsers["drift"].add_argument(
+        "--abs", type=float, metavar="TOL",
+        help="absolute tolerance for numbers in outputs (default 1e-6)")
+    parsers["drift"].usage = (f"{PROG} drift [-h] --torch VERSION [--rel TOL] "
+                              "[--abs TOL] [PYTEST_ARGS ...]")
     parsers["plugin-suite"].add_argument(
         "checkout", metavar="CHECKOUT",
         help=f"a checkout of pytest-markdown-docs at {PLUGIN_SUITE_TAG}")
