@@ -535,18 +535,21 @@ def cmd_drift(ns) -> int:
     run(py, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}",
         *ns.args, env={"DLNOTES_OUTPUTS": str(outputs)}, check=False)
     meta = {**install, "suite_seconds": round(time.perf_counter() - start, 1)}
-    # 3. the report: build/drift/report-torchVERSION.{json,md}, and the site's copy
+    # 3. the report: build/drift/report-torchVERSION.{json,md}; a run of the whole
+    # suite (no pytest arguments) also writes the copy the site publishes
     report = DRIFT / f"report-torch{version}"  # .json and .md
+    published = ROOT / "docs" / "results" / "drift.json"
     code = run(PY, "-m", "tests.engine.drift", "compare", "--old", baseline,
                "--new", outputs, "--junit", junit,
                *(["--rel", repr(ns.rel)] if ns.rel is not None else []),
                *(["--abs", repr(ns.abs)] if ns.abs is not None else []),
                "--json", report.with_name(report.name + ".json"),
                "--markdown", report.with_name(report.name + ".md"),
-               "--publish", ROOT / "docs" / "results" / "drift.json",
+               *([] if ns.args else ["--publish", published]),
                "--meta", json.dumps(meta, sort_keys=True), "--strict", check=False)
-    # 4. docs/versions.md prints the published report: record it again
-    pytest("-q", "-p", "no:cacheprovider", "docs/versions.md")
+    # 4. docs/versions.md prints the published report: record its output again
+    if not ns.args:
+        pytest("-q", "-p", "no:cacheprovider", "docs/versions.md")
     return code
 
 
@@ -618,6 +621,10 @@ def make_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentP
     parsers["drift"].add_argument(
         "--abs", type=float, metavar="TOL",
         help="absolute tolerance for numbers in outputs (default 1e-6)")
+    parsers["drift"].epilog = (
+        "Every further argument is passed to pytest (the other torch's run); with "
+        "none, the whole suite runs and the report is also written to "
+        "docs/results/drift.json, which docs/versions.md shows.")
     parsers["drift"].usage = (f"{PROG} drift [-h] --torch VERSION [--rel TOL] "
                               "[--abs TOL] [PYTEST_ARGS ...]")
     parsers["plugin-suite"].add_argument(
