@@ -133,8 +133,8 @@ def ensure_data() -> None:
     run(PY, "-m", "snippets.data", "fetch", "all")
 
 
-def pytest(*args) -> int:
-    return run(PY, "-m", "pytest", *args, check=False)
+def pytest(*args, **kw) -> int:
+    return run(PY, "-m", "pytest", *args, check=False, **kw)
 
 
 def cmd_test(ns) -> int:
@@ -535,19 +535,40 @@ def cmd_drift(ns) -> int:
     run(py, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}",
         *ns.args, env={"DLNOTES_OUTPUTS": str(outputs)}, check=False)
     meta = {**install, "suite_seconds": round(time.perf_counter() - start, 1)}
-    # 3. the report: build/drift/report-torchVERSION.{json,md}; a run of the whole
-    # suite (no pytest arguments) also writes the copy the site publishes
+    # 3. the report: build/drift/report-torchVERSION.{json,md}
     report = DRIFT / f"report-torch{version}"  # .json and .md
-    published = ROOT / "docs" / "results" / "drift.json"
-    code = run(PY, "-m", "tests.engine.drift", "compare", "--old", baseline,
+    compare = [PY, "-m", "tests.engine.drift", "compare", "--old", baseline,
                "--new", outputs, "--junit", junit,
                *(["--rel", repr(ns.rel)] if ns.rel is not None else []),
                *(["--abs", repr(ns.abs)] if ns.abs is not None else []),
                "--json", report.with_name(report.name + ".json"),
                "--markdown", report.with_name(report.name + ".md"),
-               *([] if ns.args else ["--publish", published]),
-               "--meta", json.dumps(meta, sort_keys=True), "--strict", check=False)
-    # 4. docs/versions.md prints the published report: record its output again
+               "--meta", json.dumps(meta, sort_keys=True)]
+    run(*compare, stdout=subprocess.DEVNULL, check=False)
+    # 4. the pages and labs with a changed block, once more with the pinned torch: a
+    # block that differs between two pinned runs is a measurement, not drift
+    again = DRIFT / "outputs-pinned-again"
+    if DRY_RUN:
+        say(f"dev: would run: DLNOTES_OUTPUTS={again} {_shown(PY)} -m pytest -q "
+            "-p no:cacheprovider <the pages and labs with a changed block>")
+        changed = []
+    else:
+        shutil.rmtree(again, ignore_errors=True)
+        done = json.loads(report.with_name(report.name + ".json").read_text("utf8"))
+        changed = [p["page"] for p in done["pages"]
+                   if any(b["status"] == "changed" or b.get("figures") == "changed"
+                          for b in p["blocks"])]
+    if changed:
+        say(f"dev: running {len(changed)} page(s) and lab(s) with a changed block "
+            "again with the pinned torch")
+        pytest("-q", "-p", "no:cacheprovider", *changed,
+               env={"DLNOTES_OUTPUTS": str(again)})
+    # 5. the final report; a run of the whole suite (no pytest arguments) also
+    # writes the copy the site publishes
+    published = ROOT / "docs" / "results" / "drift.json"
+    code = run(*compare, "--again", again,
+               *([] if ns.args else ["--publish", published]), "--strict", check=False)
+    # 6. docs/versions.md prints the published report: record its output again
     if not ns.args:
         pytest("-q", "-p", "no:cacheprovider", "docs/versions.md")
     return code

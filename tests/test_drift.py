@@ -93,6 +93,24 @@ def test_figures_compare_like_text():
     assert drift.compare_figures([svg], []) == drift.CHANGED
 
 
+def test_a_change_seen_between_two_runs_of_the_first_torch_varies():
+    """A timing differs between any two runs: with a second run of the first torch,
+    the change is marked as varying run to run, and the site does not list it."""
+    before, after = ("took 10.2 ms\n", []), ("took 12.9 ms\n", [])
+    entry = drift._compare_outputs(before, after, ("took 11.7 ms\n", []), 1e-4, 1e-6)
+    assert entry["status"] == drift.CHANGED and entry["varies"]
+    steady = drift._compare_outputs(("acc 0.91\n", []), ("acc 0.95\n", []),
+                                    ("acc 0.91\n", []), 1e-4, 1e-6)
+    assert steady["status"] == drift.CHANGED and "varies" not in steady
+    svg, svg2 = ['<svg d="M 1 2"/>'], ['<svg d="M 1 3"/>']
+    figures = drift._compare_outputs(("x\n", svg), ("x\n", svg2), ("x\n", svg2),
+                                     1e-4, 1e-6)
+    assert figures["status"] == drift.IDENTICAL and figures["figures_vary"]
+    report = {"pages": [{"page": "docs/t.md", "blocks": [
+        {"line": 3, **entry}, {"line": 9, **steady}]}]}
+    assert drift.changed_pages(report) == {"docs/t.md": [9]}
+
+
 # ------------------------------------------------------------------ two real runs
 
 DRIFTING = """\

@@ -21,9 +21,16 @@ running block the printed output is
 Figures are compared the same way (their SVG text) and reported beside the status.
 Labs (docs/labs/*.ipynb) are compared cell by cell through their executed copies.
 
+Some outputs are measurements (timings, throughput) that differ between two runs of
+the same torch. Given a second run of the first torch (`--again`: the pages with a
+changed block, run once more), a changed block whose output also differs between the
+two runs of the first torch is marked `varies`: a measurement, not drift, and not
+listed as changed for the site.
+
     python -m tests.engine.drift compare --old build/outputs --new OTHER_OUTPUTS \\
         [--old-kind cpu] [--new-kind cpu] [--junit JUNIT.xml] [--rel 1e-4] [--abs 1e-6] \\
-        --json REPORT.json [--markdown REPORT.md] [--publish docs/results/drift.json]
+        [--again OUTPUTS_OF_A_SECOND_RUN] --json REPORT.json [--markdown REPORT.md] \
+        [--publish docs/results/drift.json]
 """
 
 from __future__ import annotations
@@ -254,9 +261,34 @@ def _stamp(run: dict) -> dict:
     return {k: run[k] for k in ("torch", "device", "date", "commit") if k in run}
 
 
+def _compare_outputs(before: tuple[str, list[str]], after: tuple[str, list[str]],
+                     again: tuple[str, list[str]] | None, rel: float, abs_: float) -> dict:
+    """One block's (text, figures) in two runs; `again` is a second run of the first
+    torch, when there is one: what differs there too varies run to run."""
+    entry = compare_text(before[0], after[0], rel=rel, abs_=abs_).as_dict()
+    figures = compare_figures(before[1], after[1], rel=rel, abs_=abs_)
+    if figures:
+        entry["figures"] = figures
+    if again is not None:
+        if entry["status"] == CHANGED and compare_text(
+                before[0], again[0], rel=rel, abs_=abs_).status not in (IDENTICAL, WITHIN):
+            entry["varies"] = True
+        if figures == CHANGED and compare_figures(
+                before[1], again[1], rel=rel, abs_=abs_) == CHANGED:
+            entry["figures_vary"] = True
+    return entry
+
+
+def _block_outputs(entry: dict | None) -> tuple[str, list[str]] | None:
+    if entry is None:
+        return None
+    return entry["output"], [f["svg"] for f in entry.get("figures", [])]
+
+
 def compare_page(page: Path, old_base: Path, new_base: Path, *, old_kind: str = "cpu",
                  new_kind: str = "cpu", junit: dict | None = None,
-                 rel: float = DEFAULT_REL, abs_: float = DEFAULT_ABS) -> dict | None:
+                 rel: float = DEFAULT_REL, abs_: float = DEFAULT_ABS,
+                 again_base: Path | None = None) -> dict | None:
     """One page's blocks compared between two runs; None for a page without code."""
     from . import pages
 
@@ -265,18 +297,15 @@ def compare_page(page: Path, old_base: Path, new_base: Path, *, old_kind: str = 
         return None
     rel_path = pages._rel(page)
     old, new = _record(old_base, old_kind, rel_path), _record(new_base, new_kind, rel_path)
+    again = _record(again_base, old_kind, rel_path) if again_base else {"blocks": {}}
     out = []
     for index, block in enumerate(blocks, 1):
         before, after = old["blocks"].get(block.digest), new["blocks"].get(block.digest)
         entry = {"line": block.line, "digest": block.digest[:16]}
         if before is not None and after is not None:
-            entry.update(compare_text(before["output"], after["output"], rel=rel,
-                                      abs_=abs_).as_dict())
-            figures = compare_figures([f["svg"] for f in before.get("figures", [])],
-                                      [f["svg"] for f in after.get("figures", [])],
-                                      rel=rel, abs_=abs_)
-            if figures:
-                entry["figures"] = figures
+            entry.update(_compare_outputs(
+                _block_outputs(before), _block_outputs(after),
+                _block_outputs(again["blocks"].get(block.digest)), rel, abs_))
         elif after is None:
             name = f"[CodeFence#{index}][line:{block.line}]"
             entry.update(_missing(rel_path, name, junit or {}, before is not None))
@@ -316,7 +345,8 @@ def _lab_cells(path: Path) -> tuple[list[tuple[str, list[str]]], dict]:
 
 def compare_lab(lab: Path, old_base: Path, new_base: Path, *, old_kind: str = "cpu",
                 new_kind: str = "cpu", junit: dict | None = None,
-                rel: float = DEFAULT_REL, abs_: float = DEFAULT_ABS) -> dict:
+                rel: float = DEFAULT_REL, abs_: float = DEFAULT_ABS,
+                again_base: Path | None = None) -> dict:
     """A lab's code cells compared through the executed copies of two runs."""
     from . import notebooks, pages
 
@@ -328,6 +358,10 @@ def compare_lab(lab: Path, old_base: Path, new_base: Path, *, old_kind: str = "c
     new_cells, new_meta = _lab_cells(new_path) if new_path.exists() else ([], {})
     old_ok = old_path.exists() and old_meta.get("source_sha256") == current
     new_ok = new_path.exists() and new_meta.get("source_sha256") == current
+    again_path = Path(again_base or "/nonexistent") / old_kind / rel_path.lstrip("/")
+    again_cells, again_meta = _lab_cells(again_path) if again_path.exists() else ([], {})
+    if again_meta.get("source_sha256") != current:
+        again_cells = []
     out = []
     if not new_ok:
         entry = {"cell": None, **_missing(rel_path, "lab", junit or {}, old_ok)}
@@ -337,12 +371,9 @@ def compare_lab(lab: Path, old_base: Path, new_base: Path, *, old_kind: str = "c
     elif not old_ok:
         out.append({"cell": None, "status": NO_BASELINE})
     else:
-        for n, ((a, fa), (b, fb)) in enumerate(zip(old_cells, new_cells), 1):
-            entry = {"cell": n, **compare_text(a, b, rel=rel, abs_=abs_).as_dict()}
-            figures = compare_figures(fa, fb, rel=rel, abs_=abs_)
-            if figures:
-                entry["figures"] = figures
-            out.append(entry)
+        for n, (before, after) in enumerate(zip(old_cells, new_cells), 1):
+            again = again_cells[n - 1] if len(again_cells) >= n else None
+            out.append({"cell": n, **_compare_outputs(before, after, again, rel, abs_)})
     return {"page": rel_path, "lab": True, "from_run": _stamp(old_meta),
             "to_run": _stamp(new_meta), "blocks": out, "counts": _counts(out)}
 
@@ -365,7 +396,7 @@ def compare_runs(old_base: Path, new_base: Path, *, old_kind: str = "cpu",
                  new_kind: str = "cpu", junit_path: Path | None = None,
                  rel: float = DEFAULT_REL, abs_: float = DEFAULT_ABS,
                  page_paths: list[Path] | None = None, labs: list[Path] | None = None,
-                 meta: dict | None = None) -> dict:
+                 meta: dict | None = None, again_base: Path | None = None) -> dict:
     """The report: every page's blocks and every lab's cells, two runs compared."""
     from . import notebooks, pages
 
@@ -375,7 +406,8 @@ def compare_runs(old_base: Path, new_base: Path, *, old_kind: str = "cpu",
         page_paths = sorted(docs.rglob("*.md"))
     if labs is None:
         labs = notebooks.labs()
-    kw = dict(old_kind=old_kind, new_kind=new_kind, junit=junit, rel=rel, abs_=abs_)
+    kw = dict(old_kind=old_kind, new_kind=new_kind, junit=junit, rel=rel, abs_=abs_,
+              again_base=again_base)
     entries = [e for p in page_paths if (e := compare_page(p, old_base, new_base, **kw))]
     entries += [compare_lab(lab, old_base, new_base, **kw) for lab in labs]
     totals = Counter()
@@ -391,6 +423,8 @@ def compare_runs(old_base: Path, new_base: Path, *, old_kind: str = "cpu",
         "to": _label([e["to_run"] for e in entries], new_kind),
         "tolerance": {"rel": rel, "abs": abs_},
         "totals": {s: totals[s] for s in STATUSES},
+        # changed blocks whose output differs between two runs of the first torch too
+        "varies": sum(b.get("varies", False) for e in entries for b in e["blocks"]),
         "pages": entries,
         "engine_tests": tests,
         "page_notebooks": PAGE_NOTEBOOKS_NOTE,
@@ -408,13 +442,18 @@ def load_report(path: Path | str) -> dict | None:
     return json.loads(path.read_text("utf8")) if path.exists() else None
 
 
+def differs(block: dict) -> bool:
+    """A block whose output is not what it was: changed (and not a measurement that
+    varies run to run), failed, or warns anew."""
+    return block["status"] in DIFFERENT and not block.get("varies")
+
+
 def changed_pages(report: dict | None) -> dict[str, list[int]]:
     """Pages (docs/... paths) whose outputs the report finds different: the lines of
     their blocks (or cells of labs) that changed, failed or warn anew."""
     found = {}
     for entry in (report or {}).get("pages", []):
-        lines = [b.get("line", b.get("cell")) for b in entry["blocks"]
-                 if b["status"] in DIFFERENT]
+        lines = [b.get("line", b.get("cell")) for b in entry["blocks"] if differs(b)]
         if lines:
             found[entry["page"]] = lines
     return found
@@ -444,18 +483,25 @@ def summary(report: dict) -> str:
     """A few lines for the console: totals, then each block that is not the same."""
     t = report["totals"]
     tol = report["tolerance"]
+    varies = report.get("varies", 0)
     lines = [f"drift: {report['from']['label']} -> {report['to']['label']}, "
              f"tolerance rel {tol['rel']:g} abs {tol['abs']:g}",
-             "drift: " + ", ".join(f"{t[s]} {s}" for s in STATUSES if t.get(s))]
+             "drift: " + ", ".join(f"{t[s]} {s}" for s in STATUSES if t.get(s))
+             + (f" ({varies} of the changed vary between two runs of "
+                f"{report['from']['label']} too)" if varies else "")]
     for page in report["pages"]:
         for block in page["blocks"]:
             if block["status"] in (IDENTICAL, WITHIN):
                 if block.get("figures") == CHANGED:
-                    lines.append(f"  {_where(page, block)}: figures changed")
+                    lines.append(f"  {_where(page, block)}: figures changed"
+                                 + (" (they vary run to run)"
+                                    if block.get("figures_vary") else ""))
                 continue
             extra = ""
             if block.get("max_rel") is not None:
                 extra = f" (largest relative difference {block['max_rel']:.2g})"
+            if block.get("varies"):
+                extra += "; varies run to run"
             if block.get("warnings"):
                 extra = f": {block['warnings'][0]}"
             if block["status"] == FAILED:
@@ -477,6 +523,10 @@ def markdown(report: dict) -> str:
            f"max({tol['abs']:g}, {tol['rel']:g} × the larger).", "",
            "| outcome | blocks and lab cells |", "| --- | ---: |"]
     out += [f"| {s} | {t.get(s, 0)} |" for s in STATUSES]
+    if report.get("varies"):
+        out += ["", f"Of the changed, {report['varies']} also differ between two runs of "
+                f"{old['label']} (the pages with a changed block were run once more with "
+                "it): measurements that vary run to run, not drift."]
     env = report.get("environment")
     if env:
         out += ["", "## The other environment", ""]
@@ -494,7 +544,12 @@ def markdown(report: dict) -> str:
         for b in shown:
             note = f", largest relative difference {b['max_rel']:.2g}" \
                 if b.get("max_rel") is not None else ""
+            if b.get("varies"):
+                note += (f"; it also differs between two runs of {old['label']}: a "
+                         "measurement that varies run to run, not drift")
             figures = f", figures {b['figures']}" if b.get("figures") else ""
+            if b.get("figures_vary"):
+                figures += " (they vary run to run)"
             out += [f"- **{_where(page, b)}**: {b['status']}{note}{figures}"]
             if b.get("warnings"):
                 out += ["", *[f"    {w}" for w in b["warnings"]]]
@@ -560,13 +615,17 @@ def main(argv: list[str]) -> int:
     c.add_argument("--json", required=True, type=Path, help="where to write the report")
     c.add_argument("--markdown", type=Path, help="where to write it as Markdown")
     c.add_argument("--publish", type=Path, help="a copy for the site (docs/results/)")
+    c.add_argument("--again", type=Path,
+                   help="outputs folder of a second run of run one's torch (of the "
+                        "pages that changed): blocks that differ there too vary")
     c.add_argument("--meta", help="JSON object: facts about run two's environment")
     c.add_argument("--strict", action="store_true",
                    help="exit 1 when a block failed or warns anew")
     ns = parser.parse_args(argv)
     report = compare_runs(ns.old, ns.new, old_kind=ns.old_kind, new_kind=ns.new_kind,
                           junit_path=ns.junit, rel=ns.rel, abs_=ns.abs,
-                          meta=json.loads(ns.meta) if ns.meta else None)
+                          meta=json.loads(ns.meta) if ns.meta else None,
+                          again_base=ns.again)
     write_report(report, ns.json, ns.markdown, ns.publish)
     print(summary(report), flush=True)
     print(f"drift: report in {ns.json}" + (f" and {ns.markdown}" if ns.markdown else ""))
