@@ -511,65 +511,81 @@ def ensure_drift_env(version: str) -> tuple[Path, dict]:
 
 def cmd_drift(ns) -> int:
     """The suite under another torch, compared block by block with the pinned run."""
-    ensure_data()
     version = newest_torch() if ns.torch == "latest" else ns.torch
     baseline = Path(os.environ.get("DLNOTES_OUTPUTS", ROOT / "build" / "outputs"))
-    # 1. the pinned run's outputs, current: record what is stale first (as serve does)
-    stale = stale_outputs()
-    if stale is None:
-        run(PY, "-c", STALE_QUERY)
-        say(f"dev: would run: {_shown(PY)} -m pytest -q <the pages and labs it lists>")
-    elif stale[0] or stale[1]:
-        if not DRY_RUN:
-            say(f"dev: recording the pinned torch's outputs of {len(stale[0])} page(s) "
-                f"and {len(stale[1])} lab(s) first")
-        pytest("-q", "-p", "no:cacheprovider", *stale[0], *stale[1])
-    # 2. the other torch: its own environment, the suite into its own outputs folder
-    py, install = ensure_drift_env(version)
     outputs = DRIFT / f"outputs-torch{version}"
     junit = DRIFT / f"junit-torch{version}.xml"
-    if not DRY_RUN:
-        shutil.rmtree(outputs, ignore_errors=True)  # nothing left from an earlier run
-        say(f"dev: running the suite with torch {version}")
-    start = time.perf_counter()
-    run(py, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}",
-        *ns.args, env={"DLNOTES_OUTPUTS": str(outputs)}, check=False)
-    meta = {**install, "suite_seconds": round(time.perf_counter() - start, 1)}
+    facts = DRIFT / f"meta-torch{version}.json"  # what the last run cost, its arguments
+    if ns.compare_only:
+        if not DRY_RUN and not facts.exists():
+            say(f"dev: no run with torch {version} to compare yet; run `{PROG} drift "
+                f"--torch {version}` first")
+            return 2
+        meta = json.loads(facts.read_text()) if facts.exists() else {}
+    else:
+        ensure_data()
+        # 1. the pinned run's outputs, current: record what is stale first (as serve)
+        stale = stale_outputs()
+        if stale is None:
+            run(PY, "-c", STALE_QUERY)
+            say(f"dev: would run: {_shown(PY)} -m pytest -q <the pages and labs it "
+                "lists>")
+        elif stale[0] or stale[1]:
+            if not DRY_RUN:
+                say(f"dev: recording the pinned torch's outputs of {len(stale[0])} "
+                    f"page(s) and {len(stale[1])} lab(s) first")
+            pytest("-q", "-p", "no:cacheprovider", *stale[0], *stale[1])
+        # 2. the other torch: its own environment, the suite into its own outputs
+        py, install = ensure_drift_env(version)
+        if not DRY_RUN:
+            shutil.rmtree(outputs, ignore_errors=True)  # nothing left from a past run
+            say(f"dev: running the suite with torch {version}")
+        start = time.perf_counter()
+        run(py, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}",
+            *ns.args, env={"DLNOTES_OUTPUTS": str(outputs)}, check=False)
+        meta = {**install, "suite_seconds": round(time.perf_counter() - start, 1),
+                "pytest_args": ns.args}
+        write(facts, json.dumps(meta, sort_keys=True))
+    whole_suite = not meta.get("pytest_args", ns.args)
     # 3. the report: build/drift/report-torchVERSION.{json,md}
     report = DRIFT / f"report-torch{version}"  # .json and .md
+    report_json = report.with_name(report.name + ".json")
     compare = [PY, "-m", "tests.engine.drift", "compare", "--old", baseline,
                "--new", outputs, "--junit", junit,
                *(["--rel", repr(ns.rel)] if ns.rel is not None else []),
                *(["--abs", repr(ns.abs)] if ns.abs is not None else []),
-               "--json", report.with_name(report.name + ".json"),
-               "--markdown", report.with_name(report.name + ".md"),
-               "--meta", json.dumps(meta, sort_keys=True)]
+               "--json", report_json, "--markdown", report.with_name(report.name + ".md"),
+               "--meta", json.dumps({k: v for k, v in meta.items() if k != "pytest_args"},
+                                    sort_keys=True)]
     run(*compare, stdout=subprocess.DEVNULL, check=False)
-    # 4. the pages and labs with a changed block, once more with the pinned torch: a
-    # block that differs between two pinned runs is a measurement, not drift
+    # 4. once more with the pinned torch: the pages and labs with a changed block (a
+    # block that differs between two pinned runs is a measurement, not drift) and the
+    # test files with a failed test (one that fails there too is not the new torch's)
     again = DRIFT / "outputs-pinned-again"
+    again_junit = DRIFT / "junit-pinned-again.xml"
+    targets_query = [PY, "-m", "tests.engine.drift", "again-targets", report_json]
     if DRY_RUN:
-        say(f"dev: would run: DLNOTES_OUTPUTS={again} {_shown(PY)} -m pytest -q "
-            "-p no:cacheprovider <the pages and labs with a changed block>")
-        changed = []
+        run(*targets_query)
+        targets = ["<what it lists>"]
     else:
         shutil.rmtree(again, ignore_errors=True)
-        done = json.loads(report.with_name(report.name + ".json").read_text("utf8"))
-        changed = [p["page"] for p in done["pages"]
-                   if any(b["status"] == "changed" or b.get("figures") == "changed"
-                          for b in p["blocks"])]
-    if changed:
-        say(f"dev: running {len(changed)} page(s) and lab(s) with a changed block "
-            "again with the pinned torch")
-        pytest("-q", "-p", "no:cacheprovider", *changed,
+        again_junit.unlink(missing_ok=True)
+        targets = subprocess.run([str(c) for c in targets_query], cwd=ROOT, check=True,
+                                 capture_output=True, text=True).stdout.split()
+    if targets:
+        if not DRY_RUN:
+            say(f"dev: running {len(targets)} page(s), lab(s) and test file(s) again "
+                "with the pinned torch")
+        pytest("-q", "-p", "no:cacheprovider", f"--junitxml={again_junit}", *targets,
                env={"DLNOTES_OUTPUTS": str(again)})
     # 5. the final report; a run of the whole suite (no pytest arguments) also
     # writes the copy the site publishes
     published = ROOT / "docs" / "results" / "drift.json"
-    code = run(*compare, "--again", again,
-               *([] if ns.args else ["--publish", published]), "--strict", check=False)
+    code = run(*compare, "--again", again, "--again-junit", again_junit,
+               *(["--publish", published] if whole_suite else []), "--strict",
+               check=False)
     # 6. docs/versions.md prints the published report: record its output again
-    if not ns.args:
+    if whole_suite:
         pytest("-q", "-p", "no:cacheprovider", "docs/versions.md")
     return code
 
@@ -642,12 +658,16 @@ def make_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentP
     parsers["drift"].add_argument(
         "--abs", type=float, metavar="TOL",
         help="absolute tolerance for numbers in outputs (default 1e-6)")
+    parsers["drift"].add_argument(
+        "--compare-only", action="store_true",
+        help="compare the outputs of the last run with that torch again (e.g. with "
+             "other tolerances): no install, no suite run")
     parsers["drift"].epilog = (
         "Every further argument is passed to pytest (the other torch's run); with "
         "none, the whole suite runs and the report is also written to "
         "docs/results/drift.json, which docs/versions.md shows.")
     parsers["drift"].usage = (f"{PROG} drift [-h] --torch VERSION [--rel TOL] "
-                              "[--abs TOL] [PYTEST_ARGS ...]")
+                              "[--abs TOL] [--compare-only] [PYTEST_ARGS ...]")
     parsers["plugin-suite"].add_argument(
         "checkout", metavar="CHECKOUT",
         help=f"a checkout of pytest-markdown-docs at {PLUGIN_SUITE_TAG}")

@@ -74,6 +74,27 @@ def test_a_warning_that_appears_in_the_output_is_a_new_warning():
     assert c.status == drift.CHANGED and not c.warnings
 
 
+def test_a_torch_log_warning_in_the_output_is_a_new_warning():
+    """torch logs some warnings itself (not through `warnings`): they do not fail the
+    block, but a new one is reported as a new warning, time and process id aside."""
+    log = ("W1202 04:06:46.561000 17984 /venv/torch/utils/cpp_extension.py:183] "
+           "[0/0] No CUDA runtime is found, using CUDA_HOME='/usr/local'\n")
+    c = drift.compare_text("compiled\n", log + "compiled\n")
+    assert c.status == drift.WARNING
+    assert c.warnings == ("torch log warning: No CUDA runtime is found, using "
+                          "CUDA_HOME='/usr/local'",)
+    again = log.replace("04:06:46.561000 17984", "05:10:00.000001 99")
+    assert drift.compare_text(log + "x\n", again + "x\n").status == drift.CHANGED
+
+
+def test_the_largest_relative_difference_leaves_out_what_abs_covers():
+    old = "residual 1.6e-07, loss 0.30\n"
+    c = drift.compare_text(old, "residual 2.6e-07, loss 0.30\n")
+    assert c.status == drift.WITHIN and not c.max_rel
+    c = drift.compare_text(old, "residual 2.6e-07, loss 0.31\n")
+    assert c.status == drift.CHANGED and c.max_rel == pytest.approx(0.01 / 0.31)
+
+
 def test_a_failure_raised_by_a_warning_is_told_from_other_failures():
     failure = ("docs/x.md:3: this block failed at line 5\nTraceback (most recent "
                "call last):\n  File \"docs/x.md\", line 5, in <module>\n"
@@ -197,6 +218,8 @@ def test_each_block_gets_its_outcome(two_runs):
     assert first["counts"] == {drift.IDENTICAL: 1, drift.WITHIN: 1, drift.CHANGED: 1,
                                drift.WARNING: 1, drift.NOT_RUN: 1}
     assert report["totals"][drift.FAILED] == 1
+    assert "no_baseline" not in failed  # it passed in the first run
+    assert drift.again_targets(report) == [pages._rel(drifting)]
     assert report["from"]["torch"] == report["to"]["torch"]  # one torch here
     assert first["from_run"]["torch"] and first["to_run"]["date"]
     assert drift.changed_pages(report) == {
@@ -207,6 +230,15 @@ def test_each_block_gets_its_outcome(two_runs):
 def lines_of(page: Path) -> int:
     (block,) = pages.read_page(page)
     return block.line
+
+
+def test_the_page_that_prints_the_report_is_left_out(tmp_path):
+    """docs/versions.md prints the report: comparing it would compare two reports."""
+    assert drift.prints_report(ROOT / "docs" / "versions.md")
+    assert not drift.prints_report(ROOT / "docs" / "foundations" / "tensors.md")
+    report = drift.compare_runs(tmp_path, tmp_path, labs=[])
+    listed = {p["page"] for p in report["pages"]}
+    assert "docs/versions.md" not in listed and "docs/foundations/tensors.md" in listed
 
 
 def test_a_block_without_a_baseline_is_said_so(two_runs, tmp_path):
@@ -308,7 +340,8 @@ def test_the_report_is_written_as_json_and_markdown(tmp_path):
     assert "docs/a.md:3" not in text  # identical blocks are only counted
     assert "## Page notebooks" in text and "follow the pages" in text
     assert "| docs/a.md | 2.13.0+cpu (d1) | 2.14.1 (d2) | 1 identical, 1 changed |" in text
-    assert "- install seconds: 61.5" in text
+    assert "- installing it took: 61.5 s" in text
+    assert "- its environment on disk: 7.1 GB" in text
     assert not list(tmp_path.rglob("*.tmp"))
 
 
@@ -320,6 +353,36 @@ def test_the_console_summary_lists_what_is_not_the_same():
     assert lines[2].startswith("  docs/a.md:9: changed (largest relative difference")
     assert lines[3] == "  docs/b.md:4: failed: ZeroDivisionError: division by zero"
     assert len(lines) == 4
+
+
+def test_engine_tests_that_fail_with_both_torches_are_told_apart(tmp_path):
+    """A failed engine test is run again with the first torch: one that fails there
+    too is not the new torch's doing, and does not fail the command."""
+    def junit(path, cases):
+        body = "".join(
+            f'<testcase classname="tests.test_pages" name="{name}">'
+            + (f'<failure message="{name} broke">trace</failure>' if bad else "")
+            + "</testcase>" for name, bad in cases)
+        path.write_text(f"<testsuites><testsuite>{body}</testsuite></testsuites>")
+        return path
+    new = junit(tmp_path / "new.xml", [("test_a", True), ("test_b", True),
+                                       ("test_c", False)])
+    again = junit(tmp_path / "again.xml", [("test_a", True), ("test_b", False)])
+    report = drift.compare_runs(tmp_path, tmp_path, junit_path=new, page_paths=[],
+                                labs=[], again_junit=again)
+    tests = {t["test"]: t for t in report["engine_tests"]}
+    assert tests["tests.test_pages::test_a"]["first_torch"] == "failed too"
+    assert tests["tests.test_pages::test_b"]["first_torch"] == "passed"
+    assert tests["tests.test_pages::test_a"]["file"] == "tests/test_pages.py"
+    assert [t["test"] for t in drift.new_test_failures(report)] == [
+        "tests.test_pages::test_b"]
+    assert drift.exit_code(report) == 1
+    assert drift.again_targets(report) == ["tests/test_pages.py"]
+    text = drift.markdown(report)
+    assert "fail with torch unknown (cpu) too" in text and "test_a broke" in text
+    assert "engine tests that fail with" in drift.summary(report)
+    report["engine_tests"] = [tests["tests.test_pages::test_a"]]
+    assert drift.exit_code(report) == 0
 
 
 def test_what_the_site_reads_from_the_report():

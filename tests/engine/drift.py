@@ -75,6 +75,10 @@ _SPACES = re.compile(r"[ \t]+")
 # `Category: message` anywhere in a line: the engine writes a declared warning as
 # `FutureWarning: ...`; a lab kernel prints `path:line: UserWarning: ...`.
 _WARNING = re.compile(r"\b((?:[A-Za-z_]\w*\.)*[A-Z]\w*Warning): (.*)$", re.M)
+# torch's own log lines (glog style), e.g. `W1202 04:06:46.561000 17984 torch/x.py:183]
+# [0/0] No CUDA runtime is found`: a warning (W) or error (E) that is not a Python one.
+_LOG = re.compile(r"^([WE])\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ \S+\] "
+                  r"(?:\[[^\]\n]*\] )?(.*)$", re.M)
 
 
 # ------------------------------------------------------------------ text
@@ -127,8 +131,12 @@ def _relative(a: float, b: float) -> float:
 
 def warning_lines(text: str) -> list[str]:
     """`Category: message` of every warning a text shows (paths and line numbers of
-    the code that warned are left out: they move between library versions)."""
-    return [f"{m[1]}: {m[2].strip()}" for m in _WARNING.finditer(text)]
+    the code that warned are left out: they move between library versions), and of
+    torch's log warnings and errors (`torch log warning: message`; their time and
+    process id left out too)."""
+    found = [f"{m[1]}: {m[2].strip()}" for m in _WARNING.finditer(text)]
+    kinds = {"W": "torch log warning", "E": "torch log error"}
+    return found + [f"{kinds[m[1]]}: {m[2].strip()}" for m in _LOG.finditer(text)]
 
 
 def unified_diff(old: str, new: str, names=("before", "after")) -> str:
@@ -150,8 +158,10 @@ def compare_text(old: str, new: str, *, rel: float = DEFAULT_REL,
     same_shape = old_parts == new_parts and len(old_numbers) == len(new_numbers)
     max_rel = None
     if len(old_numbers) == len(new_numbers):
-        pairs = list(zip(old_numbers, new_numbers))
-        max_rel = max((_relative(a, b) for a, b in pairs), default=0.0)
+        # the largest relative difference among pairs the absolute tolerance does not
+        # cover (1.6e-07 against 2.6e-07 is within it, however large its ratio)
+        max_rel = max((_relative(a, b) for a, b in zip(old_numbers, new_numbers)
+                       if not abs(a - b) <= abs_), default=0.0)
     if same_shape and not new_warnings and all(
             _close(a, b, rel, abs_) for a, b in zip(old_numbers, new_numbers)):
         return Comparison(WITHIN, max_rel)
@@ -230,9 +240,12 @@ def _missing(rel: str, name: str, junit: dict, had_old: bool) -> dict:
     outcome, text = junit_result(junit, rel, name)
     if outcome in ("failure", "error"):
         warned = raised_warning(text)
-        if warned:
-            return {"status": WARNING, "warnings": [warned], "error": _short(text)}
-        return {"status": FAILED, "error": _short(text)}
+        entry = {"status": WARNING, "warnings": [warned]} if warned else \
+            {"status": FAILED}
+        entry["error"] = _short(text)
+        if not had_old:  # the first run has no output for it either
+            entry["no_baseline"] = True
+        return entry
     if outcome == "skipped":
         return {"status": NOT_RUN, "reason": text.strip().split("\n")[-1]}
     dotted = rel.strip("/").replace("/", ".")
@@ -259,6 +272,16 @@ def _record(base: Path, kind: str, rel: str) -> dict:
 
 def _stamp(run: dict) -> dict:
     return {k: run[k] for k in ("torch", "device", "date", "commit") if k in run}
+
+
+def prints_report(page: Path) -> bool:
+    """A page whose front matter says `drift_report: true` prints the drift report
+    (docs/versions.md): its outputs follow the report, not torch, so it is left out."""
+    text = Path(page).read_text("utf8")
+    if not text.startswith("---\n") or "\n---" not in text[3:]:
+        return False
+    front = text[4 : text.index("\n---", 3)]
+    return bool(re.search(r"(?m)^drift_report:\s*true\s*$", front))
 
 
 def _compare_outputs(before: tuple[str, list[str]], after: tuple[str, list[str]],
@@ -396,14 +419,18 @@ def compare_runs(old_base: Path, new_base: Path, *, old_kind: str = "cpu",
                  new_kind: str = "cpu", junit_path: Path | None = None,
                  rel: float = DEFAULT_REL, abs_: float = DEFAULT_ABS,
                  page_paths: list[Path] | None = None, labs: list[Path] | None = None,
-                 meta: dict | None = None, again_base: Path | None = None) -> dict:
-    """The report: every page's blocks and every lab's cells, two runs compared."""
+                 meta: dict | None = None, again_base: Path | None = None,
+                 again_junit: Path | None = None) -> dict:
+    """The report: every page's blocks and every lab's cells, two runs compared, and
+    the engine's tests that failed in run two. `again_base` and `again_junit` are a
+    second run of run one's torch (of what changed or failed): blocks that differ
+    there too vary run to run, tests that fail there too fail with either torch."""
     from . import notebooks, pages
 
     junit = read_junit(junit_path)
     docs = pages.ROOT / "docs"
     if page_paths is None:
-        page_paths = sorted(docs.rglob("*.md"))
+        page_paths = [p for p in sorted(docs.rglob("*.md")) if not prints_report(p)]
     if labs is None:
         labs = notebooks.labs()
     kw = dict(old_kind=old_kind, new_kind=new_kind, junit=junit, rel=rel, abs_=abs_,
@@ -413,9 +440,17 @@ def compare_runs(old_base: Path, new_base: Path, *, old_kind: str = "cpu",
     totals = Counter()
     for e in entries:
         totals.update(e["counts"])
-    tests = [{"test": f"{cls}::{name}", "outcome": o, "error": _short(t, 2000)}
-             for (cls, name), (o, t) in sorted(junit.items())
-             if o in ("failure", "error") and cls.startswith("tests")]
+    again = read_junit(again_junit)
+    tests = []
+    for (cls, name), (outcome, text) in sorted(junit.items()):
+        if outcome not in ("failure", "error") or not cls.startswith("tests"):
+            continue
+        test = {"test": f"{cls}::{name}", "file": _test_file(cls), "outcome": outcome,
+                "error": _short(text, 2000)}
+        if (cls, name) in again:
+            test["first_torch"] = "passed" if again[(cls, name)][0] == "passed" \
+                else "failed too"
+        tests.append(test)
     report = {
         "version": REPORT_VERSION,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
@@ -435,6 +470,33 @@ def compare_runs(old_base: Path, new_base: Path, *, old_kind: str = "cpu",
 
 
 # ------------------------------------------------------------------ reading reports
+
+
+def _test_file(classname: str) -> str:
+    """The file of a junit test case (`tests.test_x.TestY` -> tests/test_x.py)."""
+    from . import pages
+
+    parts = classname.split(".")
+    for end in range(len(parts), 0, -1):
+        rel = "/".join(parts[:end]) + ".py"
+        if (pages.ROOT / rel).exists():
+            return rel
+    return "/".join(parts) + ".py"
+
+
+def again_targets(report: dict) -> list[str]:
+    """What to run once more with the first torch: the pages and labs with a changed
+    block, and the test files with a failed engine test."""
+    found = [p["page"] for p in report["pages"]
+             if any(b["status"] == CHANGED or b.get("figures") == CHANGED
+                    for b in p["blocks"])]
+    return found + sorted({t["file"] for t in report["engine_tests"]})
+
+
+def new_test_failures(report: dict) -> list[dict]:
+    """Engine tests that fail with run two's torch and not (as far as known) with
+    run one's."""
+    return [t for t in report["engine_tests"] if t.get("first_torch") != "failed too"]
 
 
 def load_report(path: Path | str) -> dict | None:
@@ -460,9 +522,11 @@ def changed_pages(report: dict | None) -> dict[str, list[int]]:
 
 
 def exit_code(report: dict) -> int:
-    """1 when a block failed or warns anew, or an engine test failed; else 0."""
+    """1 when a block failed or warns anew, or an engine test failed that does not
+    fail with the first torch too; else 0."""
     totals = report["totals"]
-    return 1 if totals.get(FAILED) or totals.get(WARNING) or report["engine_tests"] else 0
+    return 1 if (totals.get(FAILED) or totals.get(WARNING)
+                 or new_test_failures(report)) else 0
 
 
 # ------------------------------------------------------------------ writing reports
@@ -476,7 +540,7 @@ def _where(page: dict, block: dict) -> str:
 
 def _fence(body: str, lang: str) -> list[str]:
     ticks = "`" * max(3, 1 + max(map(len, re.findall(r"`+", body)), default=0))
-    return [f"{ticks}{lang}", body.rstrip("\n"), ticks]
+    return [f"{ticks}{lang}", *body.rstrip("\n").split("\n"), ticks]
 
 
 def summary(report: dict) -> str:
@@ -506,9 +570,16 @@ def summary(report: dict) -> str:
                 extra = f": {block['warnings'][0]}"
             if block["status"] == FAILED:
                 extra = ": " + block["error"].strip().split("\n")[-1][:160]
+            if block.get("no_baseline"):
+                extra += " (no output from the first run either)"
             lines.append(f"  {_where(page, block)}: {block['status']}{extra}")
-    for test in report["engine_tests"]:
+    both = [t for t in report["engine_tests"] if t not in new_test_failures(report)]
+    for test in new_test_failures(report):
         lines.append(f"  engine test {test['test']}: {test['outcome']}")
+    if both:
+        files = Counter(t["file"] for t in both)
+        lines.append(f"  engine tests that fail with {report['from']['label']} too: "
+                     + ", ".join(f"{n} in {f}" for f, n in sorted(files.items())))
     return "\n".join(lines)
 
 
@@ -530,7 +601,14 @@ def markdown(report: dict) -> str:
     env = report.get("environment")
     if env:
         out += ["", "## The other environment", ""]
-        out += [f"- {k.replace('_', ' ')}: {v}" for k, v in env.items()]
+        labels = {"install_seconds": ("installing it took", "s"),
+                  "downloaded_mb": ("downloaded while installing", "MB"),
+                  "venv_gb": ("its environment on disk", "GB"),
+                  "torch_index": ("torch from", ""),
+                  "suite_seconds": ("the suite's run took", "s")}
+        for key, value in env.items():
+            label, unit = labels.get(key, (key.replace("_", " "), ""))
+            out.append(f"- {label}: {value}{' ' + unit if unit else ''}")
     out += ["", "## Differences", ""]
     any_difference = False
     for page in report["pages"]:
@@ -559,14 +637,24 @@ def markdown(report: dict) -> str:
                 out += ["", *[("    " + s) if s else s for s in _fence(b["error"], "text")]]
             if b.get("reason"):
                 out += [f"  ({b['reason']})"]
+            if b.get("no_baseline"):
+                out += [f"  (the run with {old['label']} has no output for it either)"]
         out.append("")
     if not any_difference:
         out += ["None: every block and lab cell printed the same, or within tolerance.", ""]
+    new_failures = new_test_failures(report)
+    both = [t for t in report["engine_tests"] if t not in new_failures]
     if report["engine_tests"]:
         out += ["## Engine tests that failed", ""]
-        for test in report["engine_tests"]:
+        for test in new_failures:
             out += [f"- `{test['test']}` ({test['outcome']})", "",
                     *[("    " + s) if s else s for s in _fence(test["error"], "text")], ""]
+        if both:
+            out += [f"These fail with {old['label']} too (run once more with it), so "
+                    "they are not caused by the newer torch:", ""]
+            out += [f"- `{t['test']}`: {t['error'].strip().split(chr(10))[0][:200]}"
+                    for t in both]
+            out.append("")
     out += ["## Page notebooks", "", report["page_notebooks"], "",
             "## Every page", "",
             f"| page | {old['label']} | {new['label']} | outcome |",
@@ -604,6 +692,9 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.engine.drift",
                                      description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("again-targets", help="print what to run once more with run "
+                                             "one's torch, one a line")
+    t.add_argument("report", type=Path)
     c = sub.add_parser("compare", help="compare two runs' records; write the report")
     c.add_argument("--old", required=True, type=Path, help="outputs folder of run one")
     c.add_argument("--new", required=True, type=Path, help="outputs folder of run two")
@@ -618,14 +709,20 @@ def main(argv: list[str]) -> int:
     c.add_argument("--again", type=Path,
                    help="outputs folder of a second run of run one's torch (of the "
                         "pages that changed): blocks that differ there too vary")
+    c.add_argument("--again-junit", type=Path,
+                   help="junit XML of that second run (engine tests that fail there "
+                        "too fail with either torch)")
     c.add_argument("--meta", help="JSON object: facts about run two's environment")
     c.add_argument("--strict", action="store_true",
                    help="exit 1 when a block failed or warns anew")
     ns = parser.parse_args(argv)
+    if ns.command == "again-targets":
+        print("\n".join(again_targets(load_report(ns.report))))
+        return 0
     report = compare_runs(ns.old, ns.new, old_kind=ns.old_kind, new_kind=ns.new_kind,
                           junit_path=ns.junit, rel=ns.rel, abs_=ns.abs,
                           meta=json.loads(ns.meta) if ns.meta else None,
-                          again_base=ns.again)
+                          again_base=ns.again, again_junit=ns.again_junit)
     write_report(report, ns.json, ns.markdown, ns.publish)
     print(summary(report), flush=True)
     print(f"drift: report in {ns.json}" + (f" and {ns.markdown}" if ns.markdown else ""))
