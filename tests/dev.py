@@ -467,13 +467,27 @@ def _downloaded_mb(log: Path) -> float:
     return sum(float(n) * scale[u] for n, u in _DOWNLOAD.findall(log.read_text("utf8")))
 
 
+_LOCAL = re.compile(r"Processing (/\S+\.whl)")
+
+
+def _local_wheels_mb(log: Path) -> float:
+    """What pip installed from wheels already on this machine's disk (a find-links
+    folder, a local index), by its log: what a machine without them downloads too."""
+    if not log.exists():
+        return 0.0
+    found = set(_LOCAL.findall(log.read_text("utf8")))
+    return sum(os.path.getsize(f) for f in found if os.path.exists(f)) / 1e6
+
+
 def ensure_drift_env(version: str) -> tuple[Path, dict]:
     """build/drift/venv-torchVERSION: requirements.txt with torch replaced, installed
     once and reused; returns its python and what installing it cost."""
     venv = DRIFT / f"venv-torch{version}"
     py = venv / BIN.name / "python"
     wanted = re.sub(r"(?m)^torch==.*$", f"torch=={version}", REQUIREMENTS.read_text())
-    want = hashlib.sha256(wanted.encode() + sys.version.encode()).hexdigest()
+    pins = "\n".join(line for line in wanted.split("\n")  # comments change nothing
+                     if line.strip() and not line.lstrip().startswith("#"))
+    want = hashlib.sha256(pins.encode() + sys.version.encode()).hexdigest()
     stamp = venv / ".dlnotes-installed"
     if stamp.exists() and py.exists():
         done = json.loads(stamp.read_text())
@@ -502,6 +516,7 @@ def ensure_drift_env(version: str) -> tuple[Path, dict]:
         "torch": version,
         "install_seconds": round(time.perf_counter() - start, 1),
         "downloaded_mb": round(_downloaded_mb(log), 1),
+        "local_wheels_mb": round(_local_wheels_mb(log), 1),
         "venv_gb": round(_disk_bytes(venv) / 1e9, 2),
         "torch_index": index or "pip's configured indexes",
     }

@@ -603,6 +603,7 @@ def markdown(report: dict) -> str:
         out += ["", "## The other environment", ""]
         labels = {"install_seconds": ("installing it took", "s"),
                   "downloaded_mb": ("downloaded while installing", "MB"),
+                  "local_wheels_mb": ("installed from wheels already on disk", "MB"),
                   "venv_gb": ("its environment on disk", "GB"),
                   "torch_index": ("torch from", ""),
                   "suite_seconds": ("the suite's run took", "s")}
