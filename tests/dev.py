@@ -13,9 +13,12 @@
     python3 tests/dev.py links                           check external links (needs internet)
     python3 tests/dev.py notebooks DIR                   write every page's notebook into DIR
     python3 tests/dev.py plugin-suite CHECKOUT           pytest-markdown-docs' tests, engine loaded
+    python3 tests/dev.py drift --torch VERSION [PYTEST_ARGS...]
+                                                         the suite under another torch: a
+                                                         report of what its outputs change
     python3 tests/dev.py --dry-run COMMAND [ARGS...]     print what COMMAND would run; run nothing
 
-test, serve, build, browser and bench hand every further argument to pytest or mkdocs
+test, serve, build, browser, bench and drift hand every further argument to pytest or mkdocs
 (`test docs/x.md -k name -x`, `test "docs/x.md::[CodeFence#3][line:42]"`); the other
 commands take only the arguments shown, and refuse anything else. `COMMAND --help` describes
 one command.
@@ -39,6 +42,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -129,8 +133,8 @@ def ensure_data() -> None:
     run(PY, "-m", "snippets.data", "fetch", "all")
 
 
-def pytest(*args) -> int:
-    return run(PY, "-m", "pytest", *args, check=False)
+def pytest(*args, **kw) -> int:
+    return run(PY, "-m", "pytest", *args, check=False, **kw)
 
 
 def cmd_test(ns) -> int:
@@ -413,6 +417,198 @@ def cmd_plugin_suite(ns) -> int:
     return 1 if (failed - expected) or (expected & passed) or not passed else 0
 
 
+# ------------------------------------------------------------------ drift
+
+DRIFT = ROOT / "build" / "drift"
+
+
+def torch_version(text: str) -> str:
+    """argparse type of drift's --torch: a release (2.14.1) or `latest`."""
+    if text != "latest" and not re.fullmatch(r"\d+\.\d+(\.\d+)?([a-z]+\d+)?", text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a torch release such as 2.14.1, or `latest`")
+    return text
+
+
+def newest_torch() -> str:
+    """The newest torch release the index offers (DLNOTES_TORCH_INDEX where set),
+    asked of pip; its local label (+cpu) dropped. In a dry run: `latest`."""
+    index = os.environ.get("DLNOTES_TORCH_INDEX")
+    cmd = [PY, "-m", "pip", "index", "versions", "torch",
+           *(["--index-url", index] if index else [])]
+    if DRY_RUN:
+        run(*cmd)
+        return "latest"
+    done = subprocess.run([str(c) for c in cmd], capture_output=True, text=True,
+                          check=False)
+    found = re.search(r"^torch \(([^)+]+)", done.stdout, re.M)
+    if not found:
+        sys.stderr.write(done.stdout + done.stderr)
+        sys.exit(f"dev: cannot tell the newest torch from `{shown(cmd)}`")
+    return found[1]
+
+
+def _disk_bytes(path: Path) -> int:
+    """Disk space a folder takes, as `du` counts it (allocated blocks)."""
+    total = 0
+    for folder, _, names in os.walk(path):
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+_DOWNLOAD = re.compile(r"Downloading \S+ \(([\d.]+) (kB|MB|GB)\)")
+
+
+def _downloaded_mb(log: Path) -> float:
+    """What pip downloaded, by its own log (files it took from disk are not counted)."""
+    if not log.exists():
+        return 0.0
+    scale = {"kB": 1e-3, "MB": 1.0, "GB": 1e3}
+    return sum(float(n) * scale[u] for n, u in _DOWNLOAD.findall(log.read_text("utf8")))
+
+
+_LOCAL = re.compile(r"Processing (/\S+\.whl)")
+
+
+def _local_wheels_mb(log: Path) -> float:
+    """What pip installed from wheels already on this machine's disk (a find-links
+    folder, a local index), by its log: what a machine without them downloads too."""
+    if not log.exists():
+        return 0.0
+    found = set(_LOCAL.findall(log.read_text("utf8")))
+    return sum(os.path.getsize(f) for f in found if os.path.exists(f)) / 1e6
+
+
+def ensure_drift_env(version: str) -> tuple[Path, dict]:
+    """build/drift/venv-torchVERSION: requirements.txt with torch replaced, installed
+    once and reused; returns its python and what installing it cost."""
+    venv = DRIFT / f"venv-torch{version}"
+    py = venv / BIN.name / "python"
+    wanted = re.sub(r"(?m)^torch==.*$", f"torch=={version}", REQUIREMENTS.read_text())
+    pins = "\n".join(line for line in wanted.split("\n")  # comments change nothing
+                     if line.strip() and not line.lstrip().startswith("#"))
+    want = hashlib.sha256(pins.encode() + sys.version.encode()).hexdigest()
+    stamp = venv / ".dlnotes-installed"
+    if stamp.exists() and py.exists():
+        done = json.loads(stamp.read_text())
+        if done.get("requirements_sha256") == want:
+            if not DRY_RUN:
+                say(f"dev: reusing {_shown(venv)}")
+            return py, done.get("install", {})
+    requirements = DRIFT / f"requirements-torch{version}.txt"
+    log = DRIFT / f"pip-torch{version}.log"
+    if not DRY_RUN:
+        say(f"dev: creating {_shown(venv)} with torch=={version}")
+        DRIFT.mkdir(parents=True, exist_ok=True)
+        log.unlink(missing_ok=True)
+    start = time.perf_counter()
+    if not py.exists():
+        run(sys.executable, "-m", "venv", venv)
+    write(requirements, wanted)
+    pip = [py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+           "--log", log]
+    index = os.environ.get("DLNOTES_TORCH_INDEX")
+    run(*pip, f"torch=={version}", *(["--index-url", index] if index else []))
+    run(*pip, "-r", requirements)
+    if DRY_RUN:
+        return py, {}
+    install = {
+        "torch": version,
+        "install_seconds": round(time.perf_counter() - start, 1),
+        "downloaded_mb": round(_downloaded_mb(log), 1),
+        "local_wheels_mb": round(_local_wheels_mb(log), 1),
+        "venv_gb": round(_disk_bytes(venv) / 1e9, 2),
+        "torch_index": index or "pip's configured indexes",
+    }
+    stamp.write_text(json.dumps({"requirements_sha256": want, "install": install}))
+    return py, install
+
+
+def cmd_drift(ns) -> int:
+    """The suite under another torch, compared block by block with the pinned run."""
+    version = newest_torch() if ns.torch == "latest" else ns.torch
+    baseline = Path(os.environ.get("DLNOTES_OUTPUTS", ROOT / "build" / "outputs"))
+    outputs = DRIFT / f"outputs-torch{version}"
+    junit = DRIFT / f"junit-torch{version}.xml"
+    facts = DRIFT / f"meta-torch{version}.json"  # what the last run cost, its arguments
+    if ns.compare_only:
+        if not DRY_RUN and not facts.exists():
+            say(f"dev: no run with torch {version} to compare yet; run `{PROG} drift "
+                f"--torch {version}` first")
+            return 2
+        meta = json.loads(facts.read_text()) if facts.exists() else {}
+    else:
+        ensure_data()
+        # 1. the pinned run's outputs, current: record what is stale first (as serve)
+        stale = stale_outputs()
+        if stale is None:
+            run(PY, "-c", STALE_QUERY)
+            say(f"dev: would run: {_shown(PY)} -m pytest -q <the pages and labs it "
+                "lists>")
+        elif stale[0] or stale[1]:
+            if not DRY_RUN:
+                say(f"dev: recording the pinned torch's outputs of {len(stale[0])} "
+                    f"page(s) and {len(stale[1])} lab(s) first")
+            pytest("-q", "-p", "no:cacheprovider", *stale[0], *stale[1])
+        # 2. the other torch: its own environment, the suite into its own outputs
+        py, install = ensure_drift_env(version)
+        if not DRY_RUN:
+            shutil.rmtree(outputs, ignore_errors=True)  # nothing left from a past run
+            say(f"dev: running the suite with torch {version}")
+        start = time.perf_counter()
+        run(py, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}",
+            *ns.args, env={"DLNOTES_OUTPUTS": str(outputs)}, check=False)
+        meta = {**install, "suite_seconds": round(time.perf_counter() - start, 1),
+                "pytest_args": ns.args}
+        write(facts, json.dumps(meta, sort_keys=True))
+    whole_suite = not meta.get("pytest_args", ns.args)
+    # 3. the report: build/drift/report-torchVERSION.{json,md}
+    report = DRIFT / f"report-torch{version}"  # .json and .md
+    report_json = report.with_name(report.name + ".json")
+    compare = [PY, "-m", "tests.engine.drift", "compare", "--old", baseline,
+               "--new", outputs, "--junit", junit,
+               *(["--rel", repr(ns.rel)] if ns.rel is not None else []),
+               *(["--abs", repr(ns.abs)] if ns.abs is not None else []),
+               "--json", report_json, "--markdown", report.with_name(report.name + ".md"),
+               "--meta", json.dumps({k: v for k, v in meta.items() if k != "pytest_args"},
+                                    sort_keys=True)]
+    run(*compare, stdout=subprocess.DEVNULL, check=False)
+    # 4. once more with the pinned torch: the pages and labs with a changed block (a
+    # block that differs between two pinned runs is a measurement, not drift) and the
+    # test files with a failed test (one that fails there too is not the new torch's)
+    again = DRIFT / "outputs-pinned-again"
+    again_junit = DRIFT / "junit-pinned-again.xml"
+    targets_query = [PY, "-m", "tests.engine.drift", "again-targets", report_json]
+    if DRY_RUN:
+        run(*targets_query)
+        targets = ["<what it lists>"]
+    else:
+        shutil.rmtree(again, ignore_errors=True)
+        again_junit.unlink(missing_ok=True)
+        targets = subprocess.run([str(c) for c in targets_query], cwd=ROOT, check=True,
+                                 capture_output=True, text=True).stdout.split()
+    if targets:
+        if not DRY_RUN:
+            say(f"dev: running {len(targets)} page(s), lab(s) and test file(s) again "
+                "with the pinned torch")
+        pytest("-q", "-p", "no:cacheprovider", f"--junitxml={again_junit}", *targets,
+               env={"DLNOTES_OUTPUTS": str(again)})
+    # 5. the final report; a run of the whole suite (no pytest arguments) also
+    # writes the copy the site publishes
+    published = ROOT / "docs" / "results" / "drift.json"
+    code = run(*compare, "--again", again, "--again-junit", again_junit,
+               *(["--publish", published] if whole_suite else []), "--strict",
+               check=False)
+    # 6. docs/versions.md prints the published report: record its output again
+    if whole_suite:
+        pytest("-q", "-p", "no:cacheprovider", "docs/versions.md")
+    return code
+
+
 # name: (function, needs .venv, where further arguments go (None: refused), summary)
 COMMANDS = {
     "test": (cmd_test, True, "pytest",
@@ -436,6 +632,11 @@ COMMANDS = {
     "plugin-suite": (cmd_plugin_suite, True, None,
                      "pytest-markdown-docs' own test suite, from a checkout of its "
                      "pinned tag, with the engine loaded."),
+    "drift": (cmd_drift, True, "pytest (the other torch's run)",
+              "Run the suite under another torch version in its own environment "
+              "(build/drift/venv-torchVERSION) and report, block by block, how its "
+              "outputs compare with the pinned torch's: identical, within tolerance, "
+              "changed (a diff), failed, new warnings."),
 }
 
 
@@ -466,6 +667,26 @@ def make_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentP
     parsers["full"].add_argument("names", metavar="NAME", nargs="*",
                                  help="snippets modules with a full tier (default: all)")
     parsers["notebooks"].add_argument("dir", metavar="DIR", help="where to write them")
+    parsers["drift"].add_argument(
+        "--torch", required=True, type=torch_version, metavar="VERSION",
+        help="the torch release to compare with the pinned one, or `latest`")
+    parsers["drift"].add_argument(
+        "--rel", type=float, metavar="TOL",
+        help="relative tolerance for numbers in outputs (default 1e-4, "
+             "tests/engine/drift.py)")
+    parsers["drift"].add_argument(
+        "--abs", type=float, metavar="TOL",
+        help="absolute tolerance for numbers in outputs (default 1e-6)")
+    parsers["drift"].add_argument(
+        "--compare-only", action="store_true",
+        help="compare the outputs of the last run with that torch again (e.g. with "
+             "other tolerances): no install, no suite run")
+    parsers["drift"].epilog = (
+        "Every further argument is passed to pytest (the other torch's run); with "
+        "none, the whole suite runs and the report is also written to "
+        "docs/results/drift.json, which docs/versions.md shows.")
+    parsers["drift"].usage = (f"{PROG} drift [-h] --torch VERSION [--rel TOL] "
+                              "[--abs TOL] [--compare-only] [PYTEST_ARGS ...]")
     parsers["plugin-suite"].add_argument(
         "checkout", metavar="CHECKOUT",
         help=f"a checkout of pytest-markdown-docs at {PLUGIN_SUITE_TAG}")

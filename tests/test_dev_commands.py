@@ -126,6 +126,9 @@ def test_documented_command_dry_runs(args):
     ["links", "--strict"],
     ["notebooks"],
     ["new", "Not/Kebab", "Title"],
+    ["drift"],  # --torch is required
+    ["drift", "--torch", "two"],
+    ["drift", "--torch", "2.14.1", "--rel", "tight"],
     ["no-such-command"],
     ["--bogus", "test"],
     [],
@@ -183,6 +186,55 @@ def test_dry_run_plans_the_install_but_creates_nothing(tmp_path):
     assert any(" -m pip install " in line and "torch==" in line for line in plan)
     assert plan[-1] == ".venv/bin/python -m pytest --require-cuda"
     assert _tree(tmp_path) == before  # no .venv, no stamp, no data
+
+
+def test_drift_plans_its_own_environment_and_outputs(tmp_path, monkeypatch):
+    """The other torch gets its own venv and outputs folder; the pinned run's are kept."""
+    monkeypatch.delenv("DLNOTES_OUTPUTS", raising=False)  # set inside a drift run
+    monkeypatch.delenv("DLNOTES_TORCH_INDEX", raising=False)  # set in CI
+    script = _bare_copy(tmp_path)
+    before = _tree(tmp_path)
+    done = dev("--dry-run", "drift", "--torch", "2.14.1", "--rel", "1e-3",
+               cwd=tmp_path, script=script)
+    assert done.returncode == 0, done.stderr
+    plan = planned(done.stdout)
+    assert any(line.endswith("-m venv build/drift/venv-torch2.14.1") for line in plan)
+    assert any(line.startswith("build/drift/venv-torch2.14.1/bin/python -m pip install")
+               and line.endswith("torch==2.14.1") for line in plan)
+    suite = next(line for line in plan if " -m pytest " in line and "junitxml" in line)
+    assert suite.startswith(
+        f"DLNOTES_OUTPUTS={tmp_path / 'build/drift/outputs-torch2.14.1'} "
+        "build/drift/venv-torch2.14.1/bin/python -m pytest")
+    first, final = [shlex.split(line) for line in plan
+                    if "tests.engine.drift compare" in line]
+    assert first[first.index("--old") + 1] == "build/outputs"
+    assert first[first.index("--rel") + 1] == "0.001"
+    assert "--publish" not in first
+    # what changed or failed runs once more with the pinned torch, then the final
+    # report marks what varies between those two runs, and what fails with both
+    assert any(line.endswith("-m tests.engine.drift again-targets "
+                             "build/drift/report-torch2.14.1.json") for line in plan)
+    assert any(line.startswith("DLNOTES_OUTPUTS=") and "outputs-pinned-again .venv/"
+               in line for line in plan)
+    assert final[final.index("--again") + 1] == "build/drift/outputs-pinned-again"
+    assert final[final.index("--again-junit") + 1] == "build/drift/junit-pinned-again.xml"
+    assert final[final.index("--publish") + 1] == "docs/results/drift.json"
+    assert "dev: would write: build/drift/requirements-torch2.14.1.txt" in done.stdout
+    assert _tree(tmp_path) == before
+    # pytest arguments select part of the suite: the site's copy is left alone
+    done = dev("--dry-run", "drift", "--torch", "2.14.1", "docs/x.md", "-x",
+               cwd=tmp_path, script=script)
+    suite = next(line for line in planned(done.stdout) if "junitxml" in line)
+    assert suite.endswith(" docs/x.md -x") and "--publish" not in done.stdout
+    # --compare-only: the report again, from the last run's outputs; nothing installed
+    done = dev("--dry-run", "drift", "--torch", "2.14.1", "--compare-only",
+               cwd=tmp_path, script=script)
+    plan = planned(done.stdout)
+    # (this test may itself run inside a drift environment: sys.executable is then one)
+    assert not [line for line in plan if line.startswith("build/drift/venv-torch")
+                or line.endswith("-m venv build/drift/venv-torch2.14.1")]
+    assert sum("tests.engine.drift compare" in line for line in plan) == 2
+    assert _tree(tmp_path) == before
 
 
 @pytest.fixture

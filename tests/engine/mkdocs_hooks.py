@@ -4,7 +4,12 @@
   (records.py). A block without a current record is reported as `page:line` (an error in
   a strict build) and shows a placeholder saying how to refresh it.
 - Under each page title, a stamp: how many blocks ran, on what, at which commit and date;
-  on a page about speed (front matter `gpu_figures: true`), where its GPU figures stand.
+  on a page about speed (front matter `gpu_figures: true`), where its GPU figures stand;
+  when the published drift report (docs/results/drift.json) finds the page's outputs
+  changed under a newer torch, a link to the PyTorch versions page.
+- Where a block's CUDA output differs from its CPU output, CPU and GPU tabs; the GPU tab
+  says when the two agree within tolerance (drift.py), and a third tab shows the diff
+  when they do not.
 - Math from pymdownx.arithmatex rendered to MathML by latex2mathml.
 - A raw fence marker (``` or ~~~) left in a page's HTML is reported.
 - A page's front-matter `keywords` (other spellings readers search for) are added to its
@@ -24,10 +29,12 @@ from latex2mathml.converter import convert as latex_to_mathml
 from mkdocs.structure.files import File
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.engine import pages, records  # noqa: E402
+from tests.engine import drift, pages, records  # noqa: E402
 
 log = logging.getLogger("mkdocs.plugins.dlnotes")
 _records: dict[str, dict] = {}  # src_uri -> {"cpu": record, "cuda": record}
+_drift: dict = {}  # the published drift report: "to" (its torch), "pages" (changed ones)
+VERSIONS_PAGE = "versions.md"
 
 
 def _figure_uri(src_uri: str, digest: str, k: int) -> str:
@@ -35,6 +42,10 @@ def _figure_uri(src_uri: str, digest: str, k: int) -> str:
 
 
 def on_files(files, config):
+    report = drift.load_report(Path(config["docs_dir"]) / "results" / "drift.json")
+    _drift.clear()
+    if report:
+        _drift.update(to=report["to"]["torch"], pages=drift.changed_pages(report))
     for file in list(files.documentation_pages()):
         if not file.src_uri.endswith(".md"):
             continue
@@ -95,7 +106,9 @@ def on_page_markdown(markdown, page, config, files):
             extra = _output(entry["output"])
             gpu = recs["cuda"]["blocks"].get(block.digest)
             if gpu is not None and gpu["output"] != entry["output"]:
-                extra = _device_tabs(extra, _output(gpu["output"]), recs["cuda"]["run"])
+                extra = _device_tabs(extra, _output(gpu["output"]), recs["cuda"]["run"],
+                                     drift.compare_text(entry["output"], gpu["output"],
+                                                        names=("CPU", "GPU")))
             for k, fig in enumerate(entry["figures"]):
                 uri = _figure_uri(page.file.src_uri, block.digest, k)
                 src = posixpath.relpath(uri, posixpath.dirname(page.file.src_uri))
@@ -105,7 +118,8 @@ def on_page_markdown(markdown, page, config, files):
             (pad + s) if s else s for s in ["", *extra]
         ]
     digests = {b.digest for b in blocks}
-    stamp = _stamp(ran, len(blocks), cpu, recs["cuda"], digests)
+    stamp = _stamp(ran, len(blocks), cpu, recs["cuda"], digests,
+                   _drift_link(rel, page.file, files))
     if page.meta.get("gpu_figures"):  # a page about speed: say where GPU figures stand
         stamp += "\n\n" + _gpu_note(recs["cuda"], digests)
     for i, line in enumerate(lines):
@@ -115,20 +129,43 @@ def on_page_markdown(markdown, page, config, files):
     return "\n".join(lines)
 
 
-def _output(text: str) -> list[str]:
+def _output(text: str, lang: str = "text") -> list[str]:
     if not text.strip():
         return []
     ticks = "`" * max(3, 1 + max(map(len, re.findall(r"`+", text)), default=0))
-    return [f"{ticks} {{.text .dl-output}}", *text.rstrip("\n").split("\n"), ticks]
+    return [f"{ticks} {{.{lang} .dl-output}}", *text.rstrip("\n").split("\n"), ticks]
 
 
-def _device_tabs(cpu: list[str], gpu: list[str], run: dict) -> list[str]:
-    """CPU and GPU outputs of one block side by side, when the GPU run printed otherwise."""
+def _device_tabs(cpu: list[str], gpu: list[str], run: dict,
+                 comparison: drift.Comparison | None = None) -> list[str]:
+    """CPU and GPU outputs of one block side by side, when the GPU run printed otherwise:
+    the GPU tab's title says when they agree within tolerance; when they do not, a
+    third tab shows the difference."""
     device = run.get("device", "GPU").replace('"', "'")
+    status = comparison.status if comparison else drift.CHANGED
+    gpu_title = f"GPU: {device}"
+    if status == drift.WITHIN:
+        gpu_title += f" (within tolerance: rel {drift.DEFAULT_REL:g}, " \
+                     f"abs {drift.DEFAULT_ABS:g})"
+    panes = [("CPU", cpu), (gpu_title, gpu)]
+    if comparison and comparison.diff:
+        panes.append(("Difference", _output(comparison.diff, "diff")))
     tabs = []
-    for title, body in (("CPU", cpu), (f"GPU: {device}", gpu)):
+    for title, body in panes:
         tabs += [f'=== "{title}"', ""] + [("    " + s) if s else s for s in body] + [""]
     return tabs
+
+
+def _drift_link(rel: str, file, files) -> str:
+    """`outputs changed with torch X: see PyTorch versions`, for a page that the
+    published drift report lists as changed; empty otherwise."""
+    versions = files.get_file_from_path(VERSIONS_PAGE)
+    if rel not in _drift.get("pages", {}) or versions is None:
+        return ""
+    href = html.escape(versions.url_relative_to(file))
+    return (f'<span class="dl-stamp-drift">outputs changed with torch '
+            f'{html.escape(_drift["to"])}: <a href="{href}">see PyTorch versions</a>'
+            "</span>")
 
 
 def _gpu_note(cuda: dict, digests: set) -> str:
@@ -151,7 +188,7 @@ def _placeholder(rel: str, state: str) -> list[str]:
     ]
 
 
-def _stamp(ran, total, cpu, cuda, digests) -> str:
+def _stamp(ran, total, cpu, cuda, digests, drift_link: str = "") -> str:
     parts = []
     for label, rec in (("CPU", cpu), ("GPU", cuda)):
         run = rec.get("run") or {}
@@ -166,6 +203,8 @@ def _stamp(ran, total, cpu, cuda, digests) -> str:
         )
     if not parts:
         parts.append(f'<span class="dl-stamp-run">0/{total} blocks recorded</span>')
+    if drift_link:
+        parts.append(drift_link)
     return '<p class="dl-stamp">' + "<br>".join(parts) + "</p>"
 
 
@@ -174,6 +213,7 @@ _MATH = re.compile(
     r'<(span|div) class="arithmatex">(?:\\\(|\\\[)(.*?)(?:\\\)|\\\])</\1>', re.S
 )
 _CODE = re.compile(r"<(pre|code)\b.*?</\1>", re.S)
+_OUTPUT_DIV = re.compile(r'<div class="(?:language-\w+ )?dl-output highlight"')
 
 
 def on_page_content(content, page, config, files):
@@ -190,8 +230,7 @@ def on_page_content(content, page, config, files):
 
     content = _MATH.sub(mathml, content)
     # Recorded outputs are shown, not searched: numbers would crowd out the prose.
-    content = content.replace('<div class="dl-output highlight">',
-                              '<div class="dl-output highlight" data-search-exclude>')
+    content = _OUTPUT_DIV.sub(r"\g<0> data-search-exclude", content)
     # Exercise solutions are read after trying, not found by searching the question.
     content = _SOLUTION.sub(r"\1 data-search-exclude\2", content)
     _toc_math(page.toc)
