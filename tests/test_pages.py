@@ -266,3 +266,21 @@ def test_the_learning_path_never_lists_a_page_before_what_it_builds_on():
         if earlier in order and order.index(earlier) > order.index(page)
     ]
     assert not late, "the path lists a page before what it builds on:\n" + "\n".join(late)
+
+
+@pytest.mark.parametrize("page", CONCEPTS, ids=[p.name for p in CONCEPTS])
+def test_concept_pages_end_with_exercises_and_folded_solutions(page):
+    """2-4 exercises, each solution folded (`??? success "Solution"`) and run by the
+    suite like any block."""
+    import re
+
+    text = page.read_text("utf8")
+    rel = page.relative_to(ROOT).as_posix()
+    assert text.count("\n## Exercises\n") == 1, f"{rel}: needs one `## Exercises` section"
+    exercises = text.split("\n## Exercises\n", 1)[1].split("\n## ", 1)[0]
+    solutions = re.findall(r'^ *\?\?\? success "Solution', exercises, re.M)
+    assert 2 <= len(solutions) <= 4 or "questionnaire" in rel, (
+        f"{rel}: {len(solutions)} folded solutions; give 2-4 exercises")
+    runs = [b for b in pages.read_page(page) if b.runs and b.line > text.split(
+        "\n## Exercises\n", 1)[0].count("\n") + 1]
+    assert len(runs) >= len(solutions), f"{rel}: every solution needs a running block"
