@@ -450,6 +450,8 @@ def compare_runs(old_base: Path, new_base: Path, *, old_kind: str = "cpu",
         if (cls, name) in again:
             test["first_torch"] = "passed" if again[(cls, name)][0] == "passed" \
                 else "failed too"
+        if test.get("first_torch") == "failed too":  # not this torch's: its gist
+            test["error"] = _short(text).split("\n")[0][:300]
         tests.append(test)
     report = {
         "version": REPORT_VERSION,
