@@ -58,6 +58,15 @@ def run_pages(tmp_path, *names, args=(), env=None, item=""):
     return proc.returncode, proc.stdout + proc.stderr, outcomes
 
 
+def recorded(tmp_path, page):
+    """The record run_pages wrote for a page (its outputs live under tmp_path)."""
+    os.environ["DLNOTES_OUTPUTS"] = str(tmp_path / "outputs")
+    try:
+        return records.load(page, "cpu")
+    finally:
+        del os.environ["DLNOTES_OUTPUTS"]
+
+
 def block_lines(name):
     return [b.line for b in pages.read_page(PAGES / name) if b.runs]
 
@@ -139,12 +148,8 @@ def test_snippets_expand_and_a_missing_region_fails(tmp_path):
 def test_page_classes_pickle_figures_are_recorded_and_seeds_reset(tmp_path):
     code, out, _ = run_pages(tmp_path, "pickle_and_seed.md", "seed_again.md")
     assert code == 0, out
-    os.environ["DLNOTES_OUTPUTS"] = str(tmp_path / "outputs")
-    try:
-        first = records.load(tmp_path / "pickle_and_seed.md", "cpu")
-        second = records.load(tmp_path / "seed_again.md", "cpu")
-    finally:
-        del os.environ["DLNOTES_OUTPUTS"]
+    first = recorded(tmp_path, tmp_path / "pickle_and_seed.md")
+    second = recorded(tmp_path, tmp_path / "seed_again.md")
     one, two = sorted(first["blocks"].values(), key=lambda b: b["line"])
     (again,) = second["blocks"].values()
     assert one["output"] == again["output"]  # both pages start from seed 0
@@ -357,11 +362,7 @@ def test_a_block_may_show_a_warning_it_declares(tmp_path):
     first, second = outcomes.values()
     assert first[0] == "passed"
     assert "warns=DeprecationWarning, but the block raised no such warning" in second[1]
-    os.environ["DLNOTES_OUTPUTS"] = str(tmp_path / "outputs")
-    try:
-        record = records.load(tmp_path / "expected_warning.md", "cpu")
-    finally:
-        del os.environ["DLNOTES_OUTPUTS"]
+    record = recorded(tmp_path, tmp_path / "expected_warning.md")
     (entry,) = record["blocks"].values()
     assert entry["output"] == ("after the warning\n"
                                "FutureWarning: this default will change\n")
@@ -412,11 +413,7 @@ def test_the_plugins_documented_options_and_hooks_work(tmp_path):
 def test_a_citation_records_the_formatted_value(tmp_path):
     code, out, _ = run_pages(tmp_path, "cited.md")
     assert code == 0, out
-    os.environ["DLNOTES_OUTPUTS"] = str(tmp_path / "outputs")
-    try:
-        record = records.load(tmp_path / "cited.md", "cpu")
-    finally:
-        del os.environ["DLNOTES_OUTPUTS"]
+    record = recorded(tmp_path, tmp_path / "cited.md")
     (entry,) = record["blocks"].values()
     assert entry["cited"] == {"loss:.4f": "2.4546", "share:.1%": "22.2%",
                               "n:,": "228,146"}
@@ -491,10 +488,6 @@ def test_retry_and_mdx_metadata_work_as_the_plugin_documents(tmp_path):
     code, out, outcomes = run_pages(tmp_path, "retry_and_mdx.mdx")
     assert code == 0, out
     assert [o for o, _ in outcomes.values()] == ["passed", "passed"]  # notest: no item
-    os.environ["DLNOTES_OUTPUTS"] = str(tmp_path / "outputs")
-    try:
-        record = records.load(tmp_path / "retry_and_mdx.mdx", "cpu")
-    finally:
-        del os.environ["DLNOTES_OUTPUTS"]
+    record = recorded(tmp_path, tmp_path / "retry_and_mdx.mdx")
     last = max(record["blocks"].values(), key=lambda b: b["line"])
     assert last["output"] == "passed on attempt 3\n"  # the output of the passing try

@@ -554,10 +554,6 @@ def _time_limit(seconds: float, where: str):
         signal.signal(signal.SIGALRM, previous)
 
 
-class _UserInterrupt(BaseException):
-    pass
-
-
 @contextlib.contextmanager
 def _own_interrupts():
     """Tell a KeyboardInterrupt the block raised from Ctrl-C: Ctrl-C still ends the
