@@ -637,7 +637,8 @@ COMMANDS = {
               "Timing figures: suite wall time, the blocks' own time, build time."),
     "data": (cmd_data, True, None, "Download the data sets into the cache."),
     "new": (cmd_new, False, None,
-            "Scaffold a note from the template and add it to the nav; its front matter\n            "places it in the section index and the learning path."),
+            "Scaffold a note from the template and add it to the nav; its front "
+            "matter places it in the section index and the learning path."),
     "full": (cmd_full, True, None,
              "Full tier: the long runs that reproduce published results."),
     "lint": (cmd_lint, True, None, "zizmor and actionlint on .github/workflows."),

@@ -112,6 +112,8 @@ def _front_matter(text: str) -> tuple[dict, dict[str, int], dict[str, list[int]]
 
 
 def _title(text: str) -> str:
+    if text.startswith("---\n") and "\n---" in text[4:]:
+        text = text[text.index("\n---", 4) + 4:]  # comments in front matter are no title
     m = re.search(r"^# (.+?)\s*$", text, re.M)
     return m[1] if m else ""
 
@@ -323,8 +325,9 @@ def load(docs: Path | str = ROOT / "docs") -> Catalogue:
 
 # -- rendering ---------------------------------------------------------------------
 
-DIRECTIVE = re.compile(r"^\s*<!--\s*(builds-on|leads-to|pages|path|path-summary)\b(.*?)-->\s*$")
-ANY_DIRECTIVE = re.compile(r"<!--\s*(builds-on|leads-to|pages|path|path-summary)\b")
+_NAMES = r"<!--\s*(builds-on|leads-to|pages|path-summary|path)(?=\s|-->)"
+DIRECTIVE = re.compile(rf"^\s*{_NAMES}(.*?)-->\s*$")
+ANY_DIRECTIVE = re.compile(_NAMES)
 
 
 def _args(text: str, where: str) -> dict[str, str]:
@@ -454,7 +457,7 @@ class CataloguePreprocessor(Preprocessor):
 
 class CatalogueExtension(Extension):
     def __init__(self, **kwargs):
-        self.config = {"docs_dir": ["docs", "the docs folder (relative: to the repository)"]}
+        self.config = {"docs_dir": ["docs", "the docs folder (relative to the repository)"]}
         super().__init__(**kwargs)
 
     def extendMarkdown(self, md):
