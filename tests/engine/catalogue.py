@@ -435,19 +435,29 @@ class CataloguePreprocessor(Preprocessor):
 
     def run(self, lines: list[str]) -> list[str]:
         if not any(ANY_DIRECTIVE.search(line) for line in lines):
-            return lines
-        catalogue = load(self.docs)
+            return lines  # most pages: no need to read the catalogue
         title = next((m[1] for line in lines if (m := re.match(r"# (.+?)\s*$", line))), "")
-        renderer = Renderer(catalogue, catalogue.page_of_title(title))
-        out = []
-        for n, line in enumerate(lines, 1):
+        renderer = None
+        out, fence = [], ""
+        for line in lines:
+            marker = re.match(r"\s*(`{3,}|~{3,})", line)
+            if fence or marker:  # directives in code are examples: leave them
+                if not fence:
+                    fence = marker[1]
+                elif marker and marker[1].startswith(fence) and not line.strip(" `~"):
+                    fence = ""
+                out.append(line)
+                continue
             m = DIRECTIVE.match(line)
             if not m:
-                if ANY_DIRECTIVE.search(line):
-                    raise CatalogueError(f"docs/{renderer.page}: a catalogue directive "
+                if ANY_DIRECTIVE.search(re.sub(r"`+[^`]*`+", "", line)):
+                    raise CatalogueError(f"the page titled {title!r}: a catalogue directive "
                                          f"stands alone on its line: {line.strip()!r}")
                 out.append(line)
                 continue
+            if renderer is None:
+                catalogue = load(self.docs)
+                renderer = Renderer(catalogue, catalogue.page_of_title(title))
             name, args = m[1], _args(m[2], f"docs/{renderer.page}")
             indent = line[: len(line) - len(line.lstrip())]
             rendered = getattr(renderer, name.replace("-", "_"))(args)
