@@ -555,7 +555,7 @@ def test_the_catalogue_renders_path_indexes_and_cross_links(tmp_path):
             '<a href="c.md">Page c</a>.') in a
     home = _render_catalogue(docs, "index.md")
     assert "3 steps in 2 parts: 3 concept pages and 0 labs" in home
-    assert "3 Python blocks" in home and "100 words a minute" in home
+    assert "3 Python blocks that run; reading the prose alone takes about 1 hour." in home
 
 
 def test_a_page_that_builds_on_a_missing_page_fails_with_file_and_line(tmp_path):

@@ -194,6 +194,14 @@ def test_section_index_lists_its_pages_core_first(section):
     assert order == expected, f"docs/{section}/index.md lists {order}"
 
 
+def test_the_home_page_reading_time_uses_the_rate_it_quotes():
+    import re
+
+    text = (ROOT / "docs" / "index.md").read_text("utf8")
+    (wpm,) = re.findall(r"<!-- path-summary wpm=(\d+) -->", text)
+    assert re.search(rf"{{{{q {wpm} words a minute \|", text)
+
+
 @pytest.mark.parametrize("page", CONCEPTS, ids=[p.name for p in CONCEPTS])
 def test_concept_pages_show_builds_on_and_leads_to(page):
     text = page.read_text("utf8")

@@ -23,7 +23,8 @@ extensions renders the same site) expands these lines, each alone on its line:
     <!-- pages section=NAME tier=core -->  a section's core pages (tier=deeper: the rest)
     <!-- path part=N -->                   part N of the learning path, numbered steps
     <!-- path-summary wpm=N -->            steps, pages, words and blocks of the path, and
-                                           the reading time at N words a minute
+                                           the reading time at N words a minute (the page
+                                           quotes the rate with its source)
 
 A page knows which page it is from its `# Title` line (titles are unique). Any error in
 the catalogue (a missing page, a cycle, a page the path lists before one it builds on, a
@@ -413,12 +414,12 @@ class Renderer:
             raise CatalogueError(f"docs/{self.page}: `path-summary` takes wpm=N (the "
                                  "reading rate the page quotes)") from None
         s = self.cat.stats()
-        hours = math.ceil(s["words"] / wpm / 60)
+        hours = max(1, round(s["words"] / wpm / 60))
         return [f"The path has {s['steps']} steps in {s['parts']} parts: {s['pages']} "
                 f"concept pages and {s['labs']} labs, with about "
-                f"{round(s['words'], -3):,} words of prose and {s['blocks']} Python "
-                f"blocks that run. Read at {wpm} words a minute, the prose alone takes "
-                f"about {hours} hours."]
+                f"{round(s['words'], -3):,} words of prose and {s['blocks']:,} Python "
+                f"blocks that run; reading the prose alone takes about {hours} "
+                f"hour{'s' if hours > 1 else ''}."]
 
     def _entry(self, name: str) -> Entry:
         e = self.cat.entries.get(self.page)
