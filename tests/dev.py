@@ -82,6 +82,9 @@ def run(*cmd, check=True, **kw) -> int:
         say(f"dev: would run: {shown(cmd, kw.get('env'))}")
         return 0
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", **kw.pop("env", {})}
+    # mkdocs.yml names a Markdown extension of the engine (tests.engine.catalogue), which
+    # the `mkdocs` script can import only with the repository root on the path
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     kw.setdefault("cwd", ROOT)
     code = subprocess.run([str(c) for c in cmd], env=env, **kw).returncode
     if check and code:
