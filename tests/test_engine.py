@@ -610,6 +610,9 @@ def test_a_directive_on_an_unknown_page_or_inline_fails(tmp_path):
     (docs / "other.md").write_text("# Other\n\nSee <!-- path part=1 --> here.\n")
     with pytest.raises(catalogue.CatalogueError, match="stands alone on its line"):
         _render_catalogue(docs, "other.md")
+    example = "# Other\n\n```markdown\n<!-- leads-to -->\n```\n\nWrite `<!-- path -->`.\n"
+    (docs / "other.md").write_text(example)  # examples in code are left as they are
+    assert "<!-- leads-to -->" in _render_catalogue(docs, "other.md")  # not expanded
     (docs / "other.md").write_text("# Page a\n\n<!-- path part=1 -->\n")
     with pytest.raises(catalogue.CatalogueError, match="titles must be unique"):
         _render_catalogue(docs, "other.md")

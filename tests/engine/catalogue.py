@@ -358,7 +358,10 @@ class Renderer:
         for link in links:
             text = self.link(link.target) if link.target else link.text
             parts.append(f"{text} ({link.note})" if link.note else text)
-        sep = "; " if any(link.note for link in links) else ", "
+        # a comma inside an item (a note, a title such as "Export: TorchScript, ONNX")
+        # would blur where items end: then semicolons separate them
+        sep = "; " if any(link.note or "," in part for link, part in zip(links, parts)) \
+            else ", "
         return sep.join(parts) + "."
 
     def builds_on(self, args) -> list[str]:
