@@ -34,7 +34,6 @@ missing field) raises CatalogueError naming the file and line, and fails the bui
 from __future__ import annotations
 
 import json
-import math
 import posixpath
 import re
 from dataclasses import dataclass, field
@@ -119,7 +118,7 @@ def _title(text: str) -> str:
     return m[1] if m else ""
 
 
-def _links(entry_rel: str, value, lines: list[int], where, key: str) -> list[Link]:
+def _links(value, lines: list[int], where, key: str) -> list[Link]:
     if value is None:
         return []
     if not isinstance(value, list):
@@ -143,6 +142,7 @@ def _links(entry_rel: str, value, lines: list[int], where, key: str) -> list[Lin
 class Catalogue:
     def __init__(self, docs: Path):
         self.docs = docs
+        self._stats: dict | None = None
         self.entries: dict[str, Entry] = {}
         self.titles: dict[str, list[str]] = {}  # title -> pages with it (all of docs/)
         for path in sorted(docs.rglob("*.md")):
@@ -189,9 +189,9 @@ class Catalogue:
         entry.order, entry.part, entry.tier = meta["order"], meta["part"], meta["tier"]
         entry.note = " ".join(meta["path_note"].split())
         entry.short = str(meta.get("short_title") or title)
-        entry.builds_on = _links(rel, meta["builds_on"], items.get("builds_on", []),
+        entry.builds_on = _links(meta["builds_on"], items.get("builds_on", []),
                                  entry.where, "builds_on")
-        entry.leads_to = _links(rel, meta.get("leads_to"), items.get("leads_to", []),
+        entry.leads_to = _links(meta.get("leads_to"), items.get("leads_to", []),
                                 entry.where, "leads_to")
         self.entries[rel] = entry
 
@@ -278,7 +278,13 @@ class Catalogue:
         return found[0]
 
     def stats(self) -> dict:
-        """Counts over the learning path: steps, pages, labs, parts, words, blocks."""
+        """Counts over the learning path: steps, pages, labs, parts, words, blocks
+        (computed once per catalogue: reading every page's blocks takes seconds)."""
+        if self._stats is None:
+            self._stats = self._count()
+        return self._stats
+
+    def _count(self) -> dict:
         from tests.engine import pages
 
         words = blocks = 0
