@@ -313,3 +313,15 @@ def test_concept_pages_end_with_exercises_and_folded_solutions(page):
     runs = [b for b in pages.read_page(page) if b.runs and b.line > text.split(
         "\n## Exercises\n", 1)[0].count("\n") + 1]
     assert len(runs) >= len(solutions), f"{rel}: every solution needs a running block"
+
+
+def test_page_notebooks_show_the_cross_links():
+    """A notebook is made from the page without Markdown extensions: the notebook
+    builder renders the builds-on and leads-to lines itself."""
+    from tests.engine import notebooks
+
+    nb = notebooks.page_notebook(ROOT / "docs" / "makemore" / "gpt-block.md", "https://x/")
+    prose = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "**Builds on:** [Multi-head attention](gpt-multi-head.md)." in prose
+    assert "**Leads to:** [Training the GPT](gpt-training.md)." in prose
+    assert "<!--" not in prose

@@ -438,6 +438,22 @@ class Renderer:
         return e
 
 
+def expand_cross_links(lines: list[str], path: Path) -> list[str]:
+    """A page's lines with its builds-on and leads-to lines rendered, one line each, so
+    that line numbers hold (for the page's notebook, which no Markdown extension reads)."""
+    docs = ROOT / "docs"
+    path = Path(path).resolve()
+    if not path.is_relative_to(docs) or not any(
+            re.match(r"\s*<!--\s*(builds-on|leads-to)\s*-->\s*$", line) for line in lines):
+        return lines
+    renderer = Renderer(load(docs), path.relative_to(docs).as_posix())
+    out = []
+    for line in lines:
+        m = re.match(r"\s*<!--\s*(builds-on|leads-to)\s*-->\s*$", line)
+        out.append(" ".join(getattr(renderer, m[1].replace("-", "_"))({})) if m else line)
+    return out
+
+
 class CataloguePreprocessor(Preprocessor):
     def __init__(self, md, docs: str):
         super().__init__(md)
