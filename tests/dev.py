@@ -82,6 +82,9 @@ def run(*cmd, check=True, **kw) -> int:
         say(f"dev: would run: {shown(cmd, kw.get('env'))}")
         return 0
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", **kw.pop("env", {})}
+    # mkdocs.yml names a Markdown extension of the engine (tests.engine.catalogue), which
+    # the `mkdocs` script can import only with the repository root on the path
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     kw.setdefault("cwd", ROOT)
     code = subprocess.run([str(c) for c in cmd], env=env, **kw).returncode
     if check and code:
@@ -267,7 +270,8 @@ def note_name(text: str) -> str:
 
 
 def cmd_new(ns) -> int:
-    """Copy the note template to docs/SECTION/NAME.md; add it to the nav and section index."""
+    """Copy the note template to docs/SECTION/NAME.md and add it to the nav: the section
+    index, the learning path and the Leads to lines come from its front matter."""
     rel, title = f"{ns.page}.md", ns.title
     page = ROOT / "docs" / rel
     if page.exists():
@@ -283,18 +287,31 @@ def cmd_new(ns) -> int:
     last = entries[-1]
     indent = config[last][: len(config[last]) - len(config[last].lstrip())]
     config.insert(last + 1, f"{indent}- {rel}")
+    # Place it after the last page of its section in the learning path (the author moves
+    # it by changing `order` and `part`); plain regexes, since `new` runs without .venv.
+    taken, after = set(), (0, 0)
+    for other in (ROOT / "docs").glob("*/*.md"):
+        head = other.read_text("utf8").split("\n---", 1)[0]
+        order = re.search(r"^order: (\d+)", head, re.M)
+        part = re.search(r"^part: (\d+)", head, re.M)
+        if order and part:
+            taken.add(int(order[1]))
+            if other.parent.name == section:
+                after = max(after, (int(part[1]), int(order[1])))
+    order = after[1] + 1
+    while order in taken:
+        order += 1
     template = (ROOT / ".github" / "NOTE_TEMPLATE.md").read_text("utf8")
-    write(page, template.replace("{title}", title))
+    for key, value in (("title", title), ("order", order), ("part", after[0] or 1)):
+        template = template.replace(f"{{{key}}}", str(value))
+    write(page, template)
     write(ROOT / "mkdocs.yml", "\n".join(config))
-    index = ROOT / "docs" / section / "index.md"
-    if index.exists():
-        text = index.read_text("utf8").rstrip("\n")
-        write(index, f"{text}\n- [{title}]({rel.split('/', 1)[1]})\n")
     if DRY_RUN:
         return 0
-    say(f"dev: wrote docs/{rel}, added it to the nav and to docs/{section}/index.md.\n"
-        f"Next: give it its place and one line in docs/path.md, fill in the template "
-        f"(its **Builds on** pages must link back to it), then\n"
+    say(f"dev: wrote docs/{rel} and added it to the nav. The section index, the learning "
+        f"path and the\nLeads to lines of the pages it builds on come from its front "
+        f"matter: set order, part, tier,\npath_note and builds_on (CONTRIBUTING, 'Add a "
+        f"note'), fill in the template, then\n"
         f"  {PROG} test docs/{rel}\n  {PROG} serve")
     return 0
 
@@ -623,7 +640,8 @@ COMMANDS = {
               "Timing figures: suite wall time, the blocks' own time, build time."),
     "data": (cmd_data, True, None, "Download the data sets into the cache."),
     "new": (cmd_new, False, None,
-            "Scaffold a note from the template; add it to the nav and section index."),
+            "Scaffold a note from the template and add it to the nav; its front "
+            "matter places it in the section index and the learning path."),
     "full": (cmd_full, True, None,
              "Full tier: the long runs that reproduce published results."),
     "lint": (cmd_lint, True, None, "zizmor and actionlint on .github/workflows."),

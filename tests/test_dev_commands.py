@@ -282,3 +282,40 @@ def test_serve_runs_stale_labs_before_serving(outputs):
     assert labs[0].relative_to(ROOT).as_posix() not in record
     assert "docs/foundations/cross-entropy.md" in record  # no recorded outputs either
     assert not outputs.joinpath("cpu", "docs", "foundations").exists()  # nothing ran
+
+
+def test_new_writes_a_page_the_catalogue_places_in_its_section_and_the_path(tmp_path):
+    """`new` touches two files, the page and mkdocs.yml; the section index, the path and
+    the Leads to line of the page it builds on follow from the page's front matter."""
+    import markdown
+
+    from tests.engine import catalogue
+
+    root = tmp_path / "repo"
+    shutil.copytree(ROOT / "docs", root / "docs")
+    shutil.copytree(ROOT / ".github", root / ".github")
+    (root / "tests").mkdir()
+    shutil.copy(DEV, root / "tests" / "dev.py")
+    shutil.copy(ROOT / "mkdocs.yml", root / "mkdocs.yml")
+    before = _tree(root)
+    done = dev("new", "workflow/my-idea", "My idea", cwd=root, script=root / "tests/dev.py")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _tree(root) - before == {"docs/workflow/my-idea.md"}
+    assert "- workflow/my-idea.md" in (root / "mkdocs.yml").read_text()
+    cat = catalogue.load(root / "docs")
+    new = cat.entries["workflow/my-idea.md"]
+    last = max((e for e in cat.entries.values() if e.section == "workflow"
+                and e.rel != new.rel), key=lambda e: (e.part, e.order))
+    assert (new.part, new.title, new.tier) == (last.part, "My idea", "core")
+    assert cat.path_order()[cat.path_order().index(last.rel) + 1] == new.rel
+    assert new.rel in cat.dependents("foundations/cross-entropy.md")
+
+    def render(page):
+        md = markdown.Markdown(extensions=["tests.engine.catalogue"], extension_configs={
+            "tests.engine.catalogue": {"docs_dir": str(root / "docs")}})
+        return md.convert((root / "docs" / page).read_text().split("\n---\n", 1)[1])
+
+    assert '<a href="my-idea.md">My idea</a>' in render("workflow/index.md")
+    assert '<a href="workflow/my-idea.md">My idea</a>' in render("path.md")
+    assert '<a href="../workflow/my-idea.md">My idea</a>' in render(
+        "foundations/cross-entropy.md")

@@ -491,3 +491,141 @@ def test_retry_and_mdx_metadata_work_as_the_plugin_documents(tmp_path):
     record = recorded(tmp_path, tmp_path / "retry_and_mdx.mdx")
     last = max(record["blocks"].values(), key=lambda b: b["line"])
     assert last["output"] == "passed on attempt 3\n"  # the output of the passing try
+
+
+# -- the catalogue: indexes, path and cross-links from front matter --------------------
+
+
+def _catalogue_docs(tmp_path, **pages_):
+    """A docs folder of small pages: NAME=(order, part, tier, builds_on[, extra])."""
+    docs = tmp_path / "docs"
+    (docs / "s").mkdir(parents=True)
+    (docs / "index.md").write_text("# Home\n\n<!-- path-summary wpm=100 -->\n")
+    (docs / "path.md").write_text("# Path\n\n<!-- path part=1 -->\n\n## Two\n\n"
+                                  "<!-- path part=2 -->\n")
+    (docs / "s" / "index.md").write_text("# S\n\n<!-- pages section=s tier=core -->\n\n"
+                                         "## Deeper\n\n<!-- pages section=s tier=deeper -->\n")
+    for name, (order, part, tier, builds_on, *extra) in pages_.items():
+        items = "".join(f"\n  - {b}" for b in builds_on) or " []"
+        (docs / "s" / f"{name}.md").write_text(
+            f"---\ndescription: About {name}.\norder: {order}\npart: {part}\ntier: {tier}\n"
+            f"path_note: what {name} unlocks.\nbuilds_on:{items}\n{''.join(extra)}---\n\n"
+            f"# Page {name}\n\nSome words here.\n\n<!-- builds-on -->\n\n<!-- leads-to -->\n"
+            "\n```python\nx = 1\n```\n")
+    return docs
+
+
+def _render_catalogue(docs, page):
+    import markdown
+
+    md = markdown.Markdown(extensions=["tests.engine.catalogue"],
+                           extension_configs={"tests.engine.catalogue":
+                                              {"docs_dir": str(docs)}})
+    return md.convert((docs / page).read_text().split("\n---\n", 1)[-1])
+
+
+def _catalogue_error(docs):
+    from tests.engine import catalogue
+
+    with pytest.raises(catalogue.CatalogueError) as info:
+        catalogue.load(docs)
+    return str(info.value)
+
+
+def test_the_catalogue_renders_path_indexes_and_cross_links(tmp_path):
+    docs = _catalogue_docs(
+        tmp_path, a=(10, 1, "core", []),
+        b=(20, 1, "core", ["s/a.md: the basics"]),
+        c=(30, 2, "advanced", ["s/a.md", "s/b.md", "some calculus"],
+           "leads_to:\n  - path.md: the path again\n"))
+    path = _render_catalogue(docs, "path.md")
+    assert path.index('href="s/a.md">Page a</a>: what a unlocks.') < path.index("s/b.md")
+    assert '<a href="s/c.md">Page c</a> <em>(advanced)</em>: what c unlocks.' in path
+    assert path.count("<ol>") == 2  # one list per part
+    index = _render_catalogue(docs, "s/index.md")
+    assert index.index("b.md") < index.index("<h2>Deeper</h2>") < index.index("c.md")
+    assert '<a href="a.md">Page a</a>: About a.' in index
+    c = _render_catalogue(docs, "s/c.md")
+    assert ("<strong>Builds on:</strong> <a href=\"a.md\">Page a</a>, "
+            "<a href=\"b.md\">Page b</a>, some calculus.") in c
+    assert '<strong>Leads to:</strong> <a href="../path.md">Path</a> (the path again).' in c
+    a = _render_catalogue(docs, "s/a.md")
+    assert "Builds on" not in a  # it builds on nothing
+    assert ('<strong>Leads to:</strong> <a href="b.md">Page b</a>, '
+            '<a href="c.md">Page c</a>.') in a
+    home = _render_catalogue(docs, "index.md")
+    assert "3 steps in 2 parts: 3 concept pages and 0 labs" in home
+    assert "3 Python blocks that run; reading the prose alone takes about 1 hour." in home
+
+
+def test_a_page_that_builds_on_a_missing_page_fails_with_file_and_line(tmp_path):
+    docs = _catalogue_docs(tmp_path, a=(10, 1, "core", []),
+                           b=(20, 1, "core", ["s/a.md", "s/gone.md: why"]))
+    # front matter: description, order, part, tier, path_note, builds_on, a.md, gone.md
+    assert _catalogue_error(docs) == (
+        "docs/s/b.md:9: builds_on names s/gone.md, which is not a page under docs/")
+
+
+def test_a_cycle_fails_and_names_it(tmp_path):
+    docs = _catalogue_docs(tmp_path, a=(10, 1, "core", ["s/b.md"]),
+                           b=(20, 1, "core", ["s/a.md"]))
+    message = _catalogue_error(docs)
+    assert message.startswith("docs/s/b.md:8: builds_on makes a cycle: ")
+    assert "s/a.md -> s/b.md -> s/a.md" in message
+
+
+def test_the_path_never_lists_a_page_before_one_it_builds_on(tmp_path):
+    docs = _catalogue_docs(tmp_path, a=(30, 1, "core", []),
+                           b=(20, 1, "core", ["s/a.md"]))
+    assert _catalogue_error(docs) == (
+        "docs/s/b.md:8: the path lists docs/s/b.md (part 1, order 20) before "
+        "docs/s/a.md (part 1, order 30), which it builds on")
+    docs = _catalogue_docs(tmp_path / "parts", a=(10, 2, "core", []),
+                           b=(20, 1, "core", ["s/a.md"]))
+    assert "before docs/s/a.md (part 2, order 10)" in _catalogue_error(docs)
+
+
+def test_catalogue_fields_are_checked(tmp_path):
+    docs = _catalogue_docs(tmp_path, a=(10, 1, "core", []), b=(10, 1, "core", []))
+    assert _catalogue_error(docs) == "docs/s/b.md:3: order 10 is taken by docs/s/a.md"
+    docs = _catalogue_docs(tmp_path / "t", a=(10, 1, "basic", []))
+    assert _catalogue_error(docs).startswith("docs/s/a.md:5: `tier` is one of core, ")
+    docs = _catalogue_docs(tmp_path / "o", a=(10, 1, "optional", []),
+                           b=(20, 1, "core", ["s/a.md"]))
+    assert "a core page builds on docs/s/a.md, which is optional" in _catalogue_error(docs)
+    docs = _catalogue_docs(tmp_path / "m", a=(10, 1, "core", []))
+    page = docs / "s" / "a.md"
+    page.write_text(page.read_text().replace("part: 1\n", ""))
+    assert _catalogue_error(docs) == ("docs/s/a.md:1: front matter needs part "
+                                      "(see CONTRIBUTING, 'Add a note')")
+
+
+def test_a_directive_on_an_unknown_page_or_inline_fails(tmp_path):
+    from tests.engine import catalogue
+
+    docs = _catalogue_docs(tmp_path, a=(10, 1, "core", []))
+    (docs / "other.md").write_text("# Other\n\n<!-- leads-to -->\n")
+    with pytest.raises(catalogue.CatalogueError, match="`leads-to` is for concept pages"):
+        _render_catalogue(docs, "other.md")
+    (docs / "other.md").write_text("# Other\n\nSee <!-- path part=1 --> here.\n")
+    with pytest.raises(catalogue.CatalogueError, match="stands alone on its line"):
+        _render_catalogue(docs, "other.md")
+    example = "# Other\n\n```markdown\n<!-- leads-to -->\n```\n\nWrite `<!-- path -->`.\n"
+    (docs / "other.md").write_text(example)  # examples in code are left as they are
+    assert "<!-- leads-to -->" in _render_catalogue(docs, "other.md")  # not expanded
+    (docs / "other.md").write_text("# Page a\n\n<!-- path part=1 -->\n")
+    with pytest.raises(catalogue.CatalogueError, match="titles must be unique"):
+        _render_catalogue(docs, "other.md")
+
+
+def test_the_site_builds_the_catalogue_with_a_markdown_extension_not_a_hook():
+    """What readers see must not depend on MkDocs hooks (other builders run Markdown
+    extensions only): the catalogue is configured as an extension, and a page without
+    the extension keeps its directives as comments, which the page checks refuse."""
+    import yaml
+
+    config = yaml.load((ROOT / "mkdocs.yml").read_text(), Loader=yaml.BaseLoader)
+    names = [next(iter(e)) if isinstance(e, dict) else e
+             for e in config["markdown_extensions"]]
+    assert "tests.engine.catalogue" in names
+    assert not any("catalogue" in hook for hook in config["hooks"])

@@ -121,44 +121,93 @@ def _links(text: str, base: Path) -> set[Path]:
     return found
 
 
-def test_learning_path_links_every_page():
-    path = ROOT / "docs" / "path.md"
-    linked = _links(path.read_text("utf8"), path.parent)
-    missing = [p.relative_to(ROOT).as_posix() for p in CONCEPTS + LABS if p not in linked]
-    assert not missing, f"docs/path.md does not link: {missing}"
-
-
-@pytest.mark.parametrize("section", SECTIONS)
-def test_section_index_lists_its_pages(section):
-    index = ROOT / "docs" / section / "index.md"
-    linked = _links(index.read_text("utf8"), index.parent)
-    pages_ = [p for p in CONCEPTS if p.parent.name == section]
-    missing = [p.name for p in pages_ if p not in linked]
-    assert not missing, f"docs/{section}/index.md does not list: {missing}"
-
-
-def _builds_on(text: str, base: Path) -> set[Path]:
+def _links_in_order(text: str, base: Path) -> list[Path]:
     import re
 
-    m = re.search(r"\*\*Builds on:?\*\*:?(.*?)(?:\n\n|\n\*\*)", text, re.S)
-    return _links(m[1], base) if m else set()
+    found: list[Path] = []
+    for target in re.findall(r'href="([^"#]+\.(?:md|ipynb))', text):
+        page = (base / target).resolve()
+        if page not in found:
+            found.append(page)
+    return found
+
+
+def _render(page: Path) -> str:
+    """A page's body through the site's Markdown extensions, as the build renders it."""
+    import markdown
+    from mkdocs.config import load_config
+
+    config = load_config(str(ROOT / "mkdocs.yml"))
+    md = markdown.Markdown(extensions=config.markdown_extensions,
+                           extension_configs=config.mdx_configs)
+    text = page.read_text("utf8")
+    return md.convert(text.split("\n---\n", 1)[1] if text.startswith("---\n") else text)
+
+
+def test_the_catalogue_extension_is_configured():
+    """Without it the directives are HTML comments and the lists silently vanish."""
+    from mkdocs.config import load_config
+
+    config = load_config(str(ROOT / "mkdocs.yml"))
+    assert "tests.engine.catalogue" in config.markdown_extensions
+    assert config.mdx_configs["tests.engine.catalogue"]["docs_dir"] == "docs"
+
+
+def test_the_catalogue_reads_every_page_without_an_error():
+    """Every page and lab has its fields, builds on pages that exist, without a cycle,
+    and the path lists nothing before what it builds on (CatalogueError otherwise)."""
+    from tests.engine import catalogue
+
+    cat = catalogue.load(ROOT / "docs")
+    listed = {ROOT / "docs" / rel for rel in cat.entries}
+    assert listed == set(CONCEPTS + LABS)
+
+
+def test_the_rendered_path_lists_every_page_once_after_what_it_builds_on():
+    from tests.engine import catalogue
+
+    cat = catalogue.load(ROOT / "docs")
+    path = ROOT / "docs" / "path.md"
+    order = _links_in_order(_render(path), path.parent)
+    expected = [ROOT / "docs" / rel for rel in cat.path_order()]
+    assert [p for p in order if p in expected] == expected
+    late = [
+        f"{rel} (step {expected.index(ROOT / 'docs' / rel) + 1}) builds on {link.target}"
+        for rel, e in cat.entries.items() for link in e.builds_on
+        if link.target in cat.entries
+        and expected.index(ROOT / "docs" / link.target) > expected.index(ROOT / "docs" / rel)
+    ]
+    assert not late, "the path lists a page before what it builds on:\n" + "\n".join(late)
+
+
+@pytest.mark.parametrize("section", (*SECTIONS, "labs"))
+def test_section_index_lists_its_pages_core_first(section):
+    from tests.engine import catalogue
+
+    cat = catalogue.load(ROOT / "docs")
+    index = ROOT / "docs" / section / "index.md"
+    order = [p for p in _links_in_order(_render(index), index.parent)
+             if p.parent == index.parent]
+    mine = [rel for rel in cat.path_order() if cat.entries[rel].section == section]
+    core = [rel for rel in mine if cat.entries[rel].tier == "core"]
+    expected = [ROOT / "docs" / rel for rel in core + [r for r in mine if r not in core]]
+    assert order == expected, f"docs/{section}/index.md lists {order}"
+
+
+def test_the_home_page_reading_time_uses_the_rate_it_quotes():
+    import re
+
+    text = (ROOT / "docs" / "index.md").read_text("utf8")
+    (wpm,) = re.findall(r"<!-- path-summary wpm=(\d+) -->", text)
+    assert re.search(rf"{{{{q {wpm} words a minute \|", text)
 
 
 @pytest.mark.parametrize("page", CONCEPTS, ids=[p.name for p in CONCEPTS])
-def test_cross_links_go_both_ways(page):
-    """A page names what it builds on; each of those pages links back to it."""
-    rel = page.relative_to(ROOT).as_posix()
+def test_concept_pages_show_builds_on_and_leads_to(page):
     text = page.read_text("utf8")
-    assert "**Builds on" in text or page.name in ("tensors.md",), (
-        f"{rel}: needs a `**Builds on:**` line linking the pages it builds on")
-    for earlier in _builds_on(text, page.parent):
-        if not earlier.exists():
-            continue  # a broken link fails the strict build, with its own message
-        back = _links(earlier.read_text("utf8"), earlier.parent)
-        assert page.resolve() in back, (
-            f"{rel} builds on {earlier.relative_to(ROOT).as_posix()}, "
-            "which does not link back to it (add it to that page's **Leads to:** line)"
-        )
+    for directive in ("<!-- builds-on -->", "<!-- leads-to -->"):
+        assert directive in text, (f"{page.relative_to(ROOT).as_posix()}: needs the "
+                                   f"line `{directive}` under its introduction")
 
 
 @pytest.mark.parametrize("page", CONCEPTS, ids=[p.name for p in CONCEPTS])
@@ -248,26 +297,6 @@ def test_the_number_check_tells_typed_from_cited_and_quoted(tmp_path):
     assert found == ["p.md:11: 2.4546", "p.md:11: 200,000", "p.md:11: 22 %"]
 
 
-def test_the_learning_path_never_lists_a_page_before_what_it_builds_on():
-    """Each page's **Builds on** pages come earlier in docs/path.md."""
-    import re
-
-    path = ROOT / "docs" / "path.md"
-    order: list[Path] = []
-    for target in re.findall(r"\]\(([^)#\s]+\.(?:md|ipynb))", path.read_text("utf8")):
-        page = (path.parent / target).resolve()
-        if page not in order:
-            order.append(page)
-    late = [
-        f"{page.relative_to(ROOT).as_posix()} (step {order.index(page) + 1}) builds on "
-        f"{earlier.relative_to(ROOT).as_posix()} (step {order.index(earlier) + 1})"
-        for page in CONCEPTS if page in order
-        for earlier in _builds_on(page.read_text("utf8"), page.parent)
-        if earlier in order and order.index(earlier) > order.index(page)
-    ]
-    assert not late, "the path lists a page before what it builds on:\n" + "\n".join(late)
-
-
 @pytest.mark.parametrize("page", CONCEPTS, ids=[p.name for p in CONCEPTS])
 def test_concept_pages_end_with_exercises_and_folded_solutions(page):
     """2-4 exercises, each solution folded (`??? success "Solution"`) and run by the
@@ -284,3 +313,15 @@ def test_concept_pages_end_with_exercises_and_folded_solutions(page):
     runs = [b for b in pages.read_page(page) if b.runs and b.line > text.split(
         "\n## Exercises\n", 1)[0].count("\n") + 1]
     assert len(runs) >= len(solutions), f"{rel}: every solution needs a running block"
+
+
+def test_page_notebooks_show_the_cross_links():
+    """A notebook is made from the page without Markdown extensions: the notebook
+    builder renders the builds-on and leads-to lines itself."""
+    from tests.engine import notebooks
+
+    nb = notebooks.page_notebook(ROOT / "docs" / "makemore" / "gpt-block.md", "https://x/")
+    prose = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "**Builds on:** [Multi-head attention](gpt-multi-head.md)." in prose
+    assert "**Leads to:** [Training the GPT](gpt-training.md)." in prose
+    assert "<!--" not in prose

@@ -40,7 +40,7 @@ from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.engine import pages, records  # noqa: E402
+from tests.engine import catalogue, pages, records  # noqa: E402
 
 log = logging.getLogger("mkdocs.plugins.dlnotes.notebooks")
 ROOT = pages.ROOT
@@ -120,6 +120,7 @@ def page_notebook(path: Path, site_url: str) -> nbformat.NotebookNode:
     # values the prose cites, as the page's recorded run computed them
     lines = records.render_citations(_flat_prose(text), pages.read_citations(path, text),
                                      records.load(path, "cpu"), html=False)
+    lines = catalogue.expand_cross_links(lines, path)  # the Builds on / Leads to lines
     start = 0
     if lines and lines[0].strip() == "---":  # front matter
         start = lines.index("---", 1) + 1
