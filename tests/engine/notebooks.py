@@ -41,6 +41,7 @@ from mkdocs.structure.files import File
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from tests.engine import mathml, pages, records  # noqa: E402
+from tests.engine.files import atomic_write  # noqa: E402
 
 log = logging.getLogger("mkdocs.plugins.dlnotes.notebooks")
 ROOT = pages.ROOT
@@ -280,10 +281,7 @@ def execute_lab(path: Path, kind: str | None = None, timeout: int = 600) -> Path
         "seconds": round(time.perf_counter() - start, 2),
         **records.environment(),
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".ipynb.tmp")
-    nbformat.write(nb, tmp)
-    os.replace(tmp, out)
+    atomic_write(out, nbformat.writes(nb).rstrip("\n") + "\n")
     return out
 
 

@@ -66,24 +66,21 @@ def _stamp(paths) -> tuple:
 class OutputStore:
     """Every recorded block of one kind, found by its chained digest.
 
-    Built from the per-page records under records.outputs_dir() and rebuilt when one of
-    them changes (so `mkdocs serve` shows a fresh run)."""
+    Built from the per-page records under records.outputs_dir(), once per builder
+    process and again when one of them changes (so a served site shows a fresh run):
+    `OutputStore.current(root, kind)`."""
 
-    _cache: dict[tuple, tuple[tuple, dict]] = {}
+    _cache: dict[tuple, tuple[tuple, OutputStore]] = {}
 
-    def __init__(self, root: Path, kind: str):
-        self.root, self.kind = Path(root), kind
+    def __init__(self, found: dict[str, list[tuple[dict, dict]]]):
+        self.found = found  # digest -> [(record without its blocks, entry)]
 
-    def files(self) -> list[Path]:
-        return sorted((self.root / self.kind).rglob("*.json"))
-
-    def index(self) -> dict[str, list[tuple[dict, dict]]]:
-        """digest -> [(record without its blocks, entry)], the page's own record first
-        wherever a caller asks for it (lookup)."""
-        key = (str(self.root), self.kind)
-        files = self.files()
+    @classmethod
+    def current(cls, root: Path, kind: str) -> OutputStore:
+        files = sorted((Path(root) / kind).rglob("*.json"))
         stamp = _stamp(files)
-        cached = self._cache.get(key)
+        key = (str(root), kind)
+        cached = cls._cache.get(key)
         if cached and cached[0] == stamp:
             return cached[1]
         found: dict[str, list[tuple[dict, dict]]] = {}
@@ -92,20 +89,21 @@ class OutputStore:
             head = {"page": record.get("page", ""), "run": record.get("run") or {}}
             for digest, entry in record.get("blocks", {}).items():
                 found.setdefault(digest, []).append((head, entry))
-        self._cache[key] = (stamp, found)
-        return found
+        store = cls(found)
+        cls._cache[key] = (stamp, store)
+        return store
 
     def lookup(self, digest: str, page: str | None = None) -> tuple[dict, dict] | None:
         """(record head, entry) of a block, preferring the record of `page` (two pages
         may begin with the same code, and their blocks then share digests)."""
-        hits = self.index().get(digest) or []
+        hits = self.found.get(digest) or []
         for hit in hits:
             if hit[0]["page"] == page:
                 return hit
         return hits[0] if hits else None
 
     def cited(self, digest: str, body: str) -> str | None:
-        for _, entry in self.index().get(digest) or []:
+        for _, entry in self.found.get(digest) or []:
             if body in entry.get("cited", {}):
                 return entry["cited"][body]
         return None
@@ -172,7 +170,8 @@ class SourceIndex:
 def render_markdown(text: str, source: Source | None, outputs: Path, docs_dir: Path,
                     use_directory_urls: bool = True) -> str:
     """A page's Markdown with recorded outputs, figures, tabs, cited values and stamp."""
-    cpu_store, gpu_store = OutputStore(outputs, "cpu"), OutputStore(outputs, "cuda")
+    cpu_store = OutputStore.current(outputs, "cpu")
+    gpu_store = OutputStore.current(outputs, "cuda")
     where = Path(source.path if source else "page.md")
     blocks = [b for b in pages.read_page(where, text=text) if b.runs]
     citations = pages.read_citations(where, text=text)
