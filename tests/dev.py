@@ -160,8 +160,8 @@ def zensical_build() -> int:
     write(ZENSICAL_CONFIG, (ROOT / "mkdocs.yml").read_text("utf8")
           + f"\nsite_dir: {ZENSICAL_SITE.relative_to(ROOT).as_posix()}\n")
     try:
-        return run(BIN / "zensical", "build", "--clean", "--strict", "-f", ZENSICAL_CONFIG.name,
-                   check=False)
+        return run(BIN / "zensical", "build", "--clean", "--strict",
+                   "-f", ZENSICAL_CONFIG.name, check=False)
     finally:
         if not DRY_RUN:
             ZENSICAL_CONFIG.unlink(missing_ok=True)

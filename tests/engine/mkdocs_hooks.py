@@ -82,7 +82,9 @@ _DATA_SVG = re.compile(r'src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)"')
 
 
 def _figure_files(content: str, page, config) -> str:
-    here = page.url if page.url.endswith("/") or not page.url else posixpath.dirname(page.url)
+    here = page.url
+    if here and not here.endswith("/"):
+        here = posixpath.dirname(here)
 
     def one(m):
         svg = base64.b64decode(m[1])

@@ -7,7 +7,8 @@ excepted: Zensical does not convert notebooks), both builds must show the same
 - recorded outputs under the blocks (their text),
 - figures (title and image),
 - cited values and marked quotations in the prose,
-- page stamp,
+- page stamp, and a speed page's note on its GPU figures,
+- content tabs (the CPU and GPU tabs of a block among them),
 - number of formulas rendered as MathML,
 
 and neither may show a placeholder for a missing or stale output or value. Parts only the
@@ -29,12 +30,15 @@ from pathlib import Path
 from .pages import ROOT
 
 _TAG = re.compile(r"<[^>]+>")
-_OUTPUT = re.compile(r'<div class="[^"]*\bdl-output\b[^"]*"[^>]*>.*?<code>(.*?)</code>', re.S)
+_OUTPUT = re.compile(
+    r'<div class="[^"]*\bdl-output\b[^"]*"[^>]*>.*?<code>(.*?)</code>', re.S)
 _IMG = re.compile(r"<img\b[^>]*>")
 _ATTR = re.compile(r'([\w-]+)="([^"]*)"')
 _CITE = re.compile(r'<span class="dl-cite[^"]*"[^>]*>(.*?)</span>', re.S)
 _QUOTE = re.compile(r'<span class="dl-quote"[^>]*>(.*?)</span></span>', re.S)
 _STAMP = re.compile(r'<p class="dl-stamp">(.*?)</p>', re.S)
+_TITLE = re.compile(r'<p class="admonition-title">(.*?)</p>', re.S)
+_TAB = re.compile(r"<label\b[^>]*>(.*?)</label>", re.S)
 _ARTICLE = re.compile(r"<article\b.*?</article>", re.S)
 PLACEHOLDERS = ('admonition-title">Output stale<', 'admonition-title">Output missing<',
                 'class="dl-cite dl-cite-missing"')
@@ -73,6 +77,9 @@ def seen(page_html: str, page: Path | None = None) -> dict:
         "cited": [_text(c) for c in _CITE.findall(body)],
         "quoted": [_text(q) for q in _QUOTE.findall(body)],
         "stamp": [" ".join(_text(s).split()) for s in _STAMP.findall(body)],
+        # a speed page's note on its GPU figures; the CPU/GPU/Difference tabs
+        "notes": [t for t in map(_text, _TITLE.findall(body)) if "GPU figures" in t],
+        "tabs": [_text(t).strip() for t in _TAB.findall(body)],
         "math": body.count("<math"),
         "placeholders": [p for p in PLACEHOLDERS if p in body],
     }
@@ -86,12 +93,16 @@ def page_html(site: Path, uri: str) -> Path:
     return site / stem / "index.html"
 
 
+_TOTAL = {"stamp": "stamps", "notes": "GPU notes"}
+
+
 def compare(site_a: Path, site_b: Path, docs: Path | None = None,
             names: tuple[str, str] = ("MkDocs", "Zensical")) -> tuple[list[str], dict]:
     """Differences between two builds, one line each, and counts of what was compared."""
     docs = docs or ROOT / "docs"
     problems, totals = [], {"pages": 0, "outputs": 0, "figures": 0, "cited": 0,
-                            "quoted": 0, "stamps": 0, "math": 0}
+                            "quoted": 0, "stamps": 0, "GPU notes": 0, "tabs": 0,
+                            "math": 0}
     for src in sorted(docs.rglob("*.md")):
         uri = src.relative_to(docs).as_posix()
         if uri == "abbreviations.md":  # appended to pages, not a page
@@ -103,11 +114,12 @@ def compare(site_a: Path, site_b: Path, docs: Path | None = None,
             continue
         a, b = (seen(f.read_text("utf8"), f) for f in files)
         totals["pages"] += 1
-        for key in ("outputs", "figures", "cited", "quoted", "stamp", "math"):
-            totals["stamps" if key == "stamp" else key] += (
-                a[key] if key == "math" else len(a[key]))
+        for key in ("outputs", "figures", "cited", "quoted", "stamp", "notes", "tabs",
+                    "math"):
+            totals[_TOTAL.get(key, key)] += a[key] if key == "math" else len(a[key])
             if a[key] != b[key]:
-                problems.append(f"docs/{uri}: {key} differ: {_differ(a[key], b[key], names)}")
+                problems.append(
+                    f"docs/{uri}: {key} differ: {_differ(a[key], b[key], names)}")
         for name, got in zip(names, (a, b)):
             if got["placeholders"]:
                 problems.append(f"docs/{uri}: the {name} build shows "
