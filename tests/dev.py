@@ -4,6 +4,7 @@
     python3 tests/dev.py test [PAGE_OR_PYTEST_ARGS...]   run pages + engine tests, record outputs
     python3 tests/dev.py serve [MKDOCS_ARGS...]          run stale pages and labs, serve the site
     python3 tests/dev.py build [MKDOCS_ARGS...]          strict site build into site/
+    python3 tests/dev.py zensical                        Zensical build, compared with site/
     python3 tests/dev.py browser [PYTEST_ARGS...]        headless-chromium tests of site/
     python3 tests/dev.py bench [PYTEST_ARGS...]          timing figures of suite and build
     python3 tests/dev.py data [names|mnist|all]          download the data sets into the cache
@@ -82,9 +83,10 @@ def run(*cmd, check=True, **kw) -> int:
         say(f"dev: would run: {shown(cmd, kw.get('env'))}")
         return 0
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", **kw.pop("env", {})}
-    # mkdocs.yml names a Markdown extension of the engine (tests.engine.catalogue), which
-    # the `mkdocs` script can import only with the repository root on the path
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    # mkdocs.yml names the engine's Markdown extensions (tests.engine.catalogue and
+    # tests.engine.render), which the site builders import only with the repository root
+    # on the path
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     kw.setdefault("cwd", ROOT)
     code = subprocess.run([str(c) for c in cmd], env=env, **kw).returncode
     if check and code:
@@ -147,6 +149,36 @@ def cmd_test(ns) -> int:
 
 def cmd_build(ns) -> int:
     return run(BIN / "mkdocs", "build", "--strict", *ns.args, check=False)
+
+
+ZENSICAL_SITE = ROOT / "build" / "zensical-site"
+ZENSICAL_CONFIG = ROOT / ".zensical.yml"  # mkdocs.yml with its own site_dir (git-ignored)
+
+
+def zensical_build() -> int:
+    """Build mkdocs.yml with Zensical into build/zensical-site/ (its cache cleaned:
+    it would not see a new test run's records)."""
+    # Zensical has no output option and wants its configuration in the project root
+    write(ZENSICAL_CONFIG, (ROOT / "mkdocs.yml").read_text("utf8")
+          + f"\nsite_dir: {ZENSICAL_SITE.relative_to(ROOT).as_posix()}\n")
+    try:
+        return run(BIN / "zensical", "build", "--clean", "--strict",
+                   "-f", ZENSICAL_CONFIG.name, check=False)
+    finally:
+        if not DRY_RUN:
+            ZENSICAL_CONFIG.unlink(missing_ok=True)
+
+
+def cmd_zensical(ns) -> int:
+    """Build with Zensical, then compare it page by page with the MkDocs build."""
+    if not (ROOT / "site" / "index.html").exists() and not DRY_RUN:
+        say(f"dev: no site/ yet; run `{PROG} build` first")
+        return 2
+    code = zensical_build()
+    if code:
+        return code
+    return run(PY, "-m", "tests.engine.sitecompare", ROOT / "site", ZENSICAL_SITE,
+               check=False)
 
 
 # The pages and labs whose recorded output / executed copy the build would not show:
@@ -231,6 +263,9 @@ def cmd_bench(ns) -> int:
     t0 = time.perf_counter()
     run(BIN / "mkdocs", "build", "--strict", "--quiet", check=False)
     build = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    zensical_build()
+    zensical = time.perf_counter() - t0
     browser_figures = ROOT / "build" / "browser-figures.json"
     if not DRY_RUN:
         browser_figures.unlink(missing_ok=True)
@@ -247,6 +282,7 @@ def cmd_bench(ns) -> int:
         "overhead_ratio": round(
             suite / max(blocks["seconds"] + blocks["render_seconds"], 1e-9), 3),
         "strict_build_s": round(build, 2),
+        "zensical_build_s": round(zensical, 2),
         "labs_wall_s": round(labs, 2),
     }
     if browser_figures.exists():
@@ -635,6 +671,9 @@ COMMANDS = {
               "Record the outputs of stale pages and run labs whose executed copy is "
               "missing or stale, then serve the site."),
     "build": (cmd_build, True, "mkdocs build", "Strict site build into site/."),
+    "zensical": (cmd_zensical, True, None,
+                 "Build the site with Zensical into build/zensical-site/ and compare it "
+                 "page by page with the MkDocs build in site/."),
     "browser": (cmd_browser, True, "pytest", "Headless-chromium tests of site/."),
     "bench": (cmd_bench, True, "pytest (the pages' run)",
               "Timing figures: suite wall time, the blocks' own time, build time."),

@@ -629,3 +629,53 @@ def test_the_site_builds_the_catalogue_with_a_markdown_extension_not_a_hook():
              for e in config["markdown_extensions"]]
     assert "tests.engine.catalogue" in names
     assert not any("catalogue" in hook for hook in config["hooks"])
+
+
+def test_zensical_renders_what_mkdocs_renders_and_a_dropped_output_is_caught(tmp_path):
+    """Both builders run the rendering extension; the page-by-page comparison finds a
+    build that shows no outputs (Zensical skips what it does not know, silently)."""
+    from tests.engine import sitecompare
+
+    zensical = Path(sys.executable).parent / "zensical"
+    if not zensical.exists():
+        pytest.skip("zensical is not installed (requirements.txt pins it)")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    page = docs / "page.md"
+    page.write_text("---\ndescription: a page\n---\n\n# Page\n\n"
+                    "```python\nloss = 2.4546123\nprint('loss', loss)\n```\n\n"
+                    "The loss is {{ loss:.3f }}, or $\\ell$.\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_MKDOCS_2_WARNING": "1",
+           "DLNOTES_OUTPUTS": str(tmp_path / "outputs")}
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                    "-c", str(ROOT / "pyproject.toml"), str(page)],
+                   cwd=ROOT, env=env, check=True, capture_output=True)
+    extensions = ("markdown_extensions: [pymdownx.superfences, "
+                  "{pymdownx.arithmatex: {generic: true}}, tests.engine.render]\n")
+    (tmp_path / "mkdocs.yml").write_text(
+        f"site_name: t\nsite_dir: {tmp_path / 'site'}\n"
+        f"hooks: [{ROOT / 'tests/engine/mkdocs_hooks.py'}]\n" + extensions)
+    built = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+
+    def zensical_build(markdown_extensions: str) -> Path:
+        (tmp_path / "zensical.yml").write_text(
+            "site_name: t\nsite_dir: zsite\n" + markdown_extensions)
+        done = subprocess.run([str(zensical), "build", "--clean", "-f", "zensical.yml"],
+                              cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return tmp_path / "zsite"
+
+    site = zensical_build(extensions)
+    problems, totals = sitecompare.compare(tmp_path / "site", site, docs)
+    assert not problems, problems
+    assert totals["outputs"] == totals["cited"] == totals["stamps"] == 1
+    assert totals["math"] == 1
+    shown = sitecompare.seen((site / "page" / "index.html").read_text())
+    assert shown["outputs"] == ["loss 2.4546123"] and shown["cited"] == ["2.455"]
+
+    site = zensical_build(extensions.replace(", tests.engine.render", ""))
+    problems, _ = sitecompare.compare(tmp_path / "site", site, docs)
+    assert any("outputs differ" in p for p in problems), problems
+    assert any("stamp differ" in p for p in problems), problems

@@ -2,7 +2,7 @@
 
 Two runs are two folders of records (records.py), or two device kinds in one folder:
 the pinned torch against another torch version (`tests/dev.py drift`), or the CPU run
-against the CUDA run (the GPU tab that mkdocs_hooks.py puts under a block). For each
+against the CUDA run (the GPU tab that render.py puts under a block). For each
 running block the printed output is
 
 - identical: the same text;
@@ -41,12 +41,13 @@ import datetime
 import difflib
 import json
 import math
-import os
 import re
 import sys
 import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
+
+from .files import atomic_write
 
 DEFAULT_REL = 1e-4
 DEFAULT_ABS = 1e-6
@@ -681,11 +682,7 @@ def write_report(report: dict, json_path: Path | str, markdown_path: Path | str 
     for path, data in targets:
         if not path:
             continue
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(data, "utf8")
-        os.replace(tmp, path)
+        atomic_write(path, data)
 
 
 # ------------------------------------------------------------------ command line

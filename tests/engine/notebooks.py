@@ -40,7 +40,8 @@ from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.engine import catalogue, pages, records  # noqa: E402
+from tests.engine import catalogue, mathml, pages, records  # noqa: E402
+from tests.engine.files import atomic_write  # noqa: E402
 
 log = logging.getLogger("mkdocs.plugins.dlnotes.notebooks")
 ROOT = pages.ROOT
@@ -281,10 +282,7 @@ def execute_lab(path: Path, kind: str | None = None, timeout: int = 600) -> Path
         "seconds": round(time.perf_counter() - start, 2),
         **records.environment(),
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".ipynb.tmp")
-    nbformat.write(nb, tmp)
-    os.replace(tmp, out)
+    atomic_write(out, nbformat.writes(nb).rstrip("\n") + "\n")
     return out
 
 
@@ -323,11 +321,11 @@ def on_files(files, config):
     return files
 
 
-def on_page_markdown(markdown, page, config, files):
+def _links_bar(content: str, page, config, files) -> str:
     """A page with code links its notebook and Colab, under the stamp."""
     uri = notebook_uri(page.file.src_uri)
     if files.get_file_from_path(uri) is None:
-        return markdown
+        return content
     here = page.url if page.url.endswith("/") or not page.url else posixpath.dirname(page.url)
     href = posixpath.relpath(uri, here.rstrip("/") or ".")
     repo = config.get("extra", {}).get("notebooks_repository")
@@ -336,17 +334,14 @@ def on_page_markdown(markdown, page, config, files):
         colab = f"https://colab.research.google.com/github/{repo}/{uri}"
         links.append(f'<a class="dl-colab" href="{colab}">Open in Colab</a>')
     bar = '<p class="dl-links">' + " · ".join(links) + "</p>"
-    lines = markdown.split("\n")
-    for i, line in enumerate(lines):
-        if line.startswith("# "):
-            j = i + 1
-            while j < len(lines) and not lines[j].strip():
-                j += 1
-            if j < len(lines) and lines[j].startswith('<p class="dl-stamp"'):
-                j += 1
-            lines[j:j] = ["", bar, ""]
-            return "\n".join(lines)
-    return markdown
+    m = _AFTER_STAMP.search(content)
+    if m is None:
+        return content
+    return content[: m.end()] + "\n" + bar + content[m.end() :]
+
+
+# after the page title, and after the stamp under it (render.py) where there is one
+_AFTER_STAMP = re.compile(r'</h1>(?:\s*<p class="dl-stamp">.*?</p>)?', re.S)
 
 
 _THIRD_PARTY = re.compile(
@@ -362,15 +357,8 @@ _TEX = re.compile(r"\$\$(.+?)\$\$|(?<![\\$])\$([^$\n]+?)\$", re.S)
 
 def _math(content: str, rel: str) -> str:
     """$...$ and $$...$$ in a lab's Markdown cells to MathML (no MathJax, no CDN)."""
-    from latex2mathml.converter import convert
-
     def one(m):
-        latex = html.unescape(m[1] or m[2]).strip()
-        try:
-            return convert(latex, display="block" if m[1] else "inline")
-        except Exception as e:  # noqa: BLE001 - report the lab and carry on
-            log.warning(f"docs/{rel}: cannot render math {latex!r}: {e}")
-            return m[0]
+        return mathml.to_mathml(m[1] or m[2], bool(m[1]), f"docs/{rel}") or m[0]
 
     parts = _SKIP.split(content)
     out = []
@@ -405,7 +393,7 @@ def on_page_content(content, page, config, files):
     """Labs: nothing loaded from third-party hosts; a stamp and a download link."""
     meta = _labs.get(page.file.src_uri)
     if meta is None:
-        return content
+        return _links_bar(content, page, config, files)
     content = _math(_THIRD_PARTY.sub("", content), page.file.src_uri)
     content = _md_links(content, page, files)
     name = posixpath.basename(page.file.src_uri)

@@ -1,8 +1,8 @@
 """Read a Markdown page into the Python blocks that run, exactly as a reader sees them.
 
 Both sides of the engine use this module: the pytest plugin (to run blocks) and the
-MkDocs hook (to put recorded outputs under them). Sharing it is what guarantees that
-the tests run the text the site shows.
+site's rendering extension (render.py, to put recorded outputs under them). Sharing it
+is what guarantees that the tests run the text the site shows.
 
 - Admonitions (`!!!`), collapsible details (`???`) and content tabs (`===`) are flattened
   line by line (opener blanked, body dedented by 4), so line numbers stay those of the file

@@ -19,9 +19,9 @@ import json
 import os
 import platform
 import subprocess
-import tempfile
 from pathlib import Path
 
+from .files import atomic_write
 from .pages import ROOT, _rel
 
 
@@ -42,16 +42,7 @@ def load(page: Path, kind: str) -> dict:
 
 def save(page: Path, kind: str, record: dict) -> None:
     """Write a record atomically: a reader sees the old file or the new one, never half."""
-    path = record_path(page, kind)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf8") as f:
-            json.dump(record, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write(record_path(page, kind), json.dumps(record, indent=1, sort_keys=True))
 
 
 def device_kind() -> str:

@@ -1,0 +1,44 @@
+"""Math to MathML at build time (latex2mathml): no JavaScript, no CDN.
+
+The one place LaTeX becomes MathML, for pages (render.py) and labs (notebooks.py).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+
+from latex2mathml.converter import convert
+
+log = logging.getLogger("mkdocs.plugins.dlnotes")
+
+# pymdownx.arithmatex's generic output: \(...\) in a span, \[...\] in a div
+_ARITHMATEX = re.compile(
+    r'<(span|div) class="arithmatex">(?:\\\(|\\\[)(.*?)(?:\\\)|\\\])</\1>', re.S
+)
+_INLINE = re.compile(r"\\\((.*?)\\\)")
+
+
+def to_mathml(latex: str, display: bool = False, where: str = "") -> str | None:
+    """MathML for one formula (HTML entities in it are decoded first), or None with a
+    warning naming `where` when latex2mathml cannot convert it."""
+    latex = html.unescape(latex).strip()
+    try:
+        return convert(latex, display="block" if display else "inline")
+    except Exception as e:  # noqa: BLE001 - report the page and carry on
+        log.warning(f"{where or 'a page'}: cannot render math {latex!r}: {e}")
+        return None
+
+
+def arithmatex_to_mathml(content: str, where: str = "") -> str:
+    """Every formula pymdownx.arithmatex (generic mode) left in HTML, as MathML."""
+    def one(m):
+        return to_mathml(m[2], m[1] == "div", where) or m[0]
+
+    return _ARITHMATEX.sub(one, content)
+
+
+def inline_to_mathml(text: str, where: str = "") -> str:
+    r"""`\(...\)` in a plain string (a table-of-contents title) as MathML."""
+    return _INLINE.sub(lambda m: to_mathml(m[1], False, where) or m[0], text)
