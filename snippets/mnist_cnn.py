@@ -41,14 +41,14 @@ def cnn(c1=8, c2=16, n_out=10):
 
 # --8<-- [start:train]
 def train_cnn(model, x, y, epochs=EPOCHS, lr=LR, bs=BS, seed=0,
-              augment=None, params=None):
+              augment=None):
     """Adam on mini-batches in a seeded order; returns the batch losses.
 
-    augment(x_batch, generator) -> x_batch, if given, transforms each batch;
-    params, if given, are the only parameters trained (others stay fixed).
+    Only parameters with requires_grad are trained. augment(x_batch,
+    generator) -> x_batch, if given, transforms each batch.
     """
-    opt = torch.optim.Adam(model.parameters() if params is None else params,
-                           lr=lr)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(trained, lr=lr)
     g = torch.Generator().manual_seed(seed)
     losses = []
     model.train()
