@@ -110,13 +110,18 @@ RUN_AXE = """async () => {
 }"""
 
 
-def describe(violations: list[dict], limit: int = 5) -> str:
+def describe(violations: list[dict], limit: int = 3) -> str:
+    """One line per rule, then its nodes grouped by axe's message (for contrast, one
+    group per pair of colours), each with a few of its elements."""
     lines = []
     for v in violations:
         lines.append(f"{v['id']} ({v['impact']}, {len(v['nodes'])} nodes): {v['help']}")
-        for n in v["nodes"][:limit]:
-            summary = " ".join(n["summary"].split())[:300]
-            lines.append(f"    {n['target']}: {summary}")
+        groups: dict[str, list[str]] = {}
+        for n in v["nodes"]:
+            groups.setdefault(" ".join(n["summary"].split())[:400], []).append(n["target"])
+        for summary, targets in sorted(groups.items(), key=lambda g: -len(g[1])):
+            lines.append(f"  {len(targets)} x {summary}")
+            lines.append("      e.g. " + " | ".join(targets[:limit]))
     return "\n".join(lines)
 
 
