@@ -491,3 +491,22 @@ def test_retry_and_mdx_metadata_work_as_the_plugin_documents(tmp_path):
     record = recorded(tmp_path, tmp_path / "retry_and_mdx.mdx")
     last = max(record["blocks"].values(), key=lambda b: b["line"])
     assert last["output"] == "passed on attempt 3\n"  # the output of the passing try
+
+
+def test_aligned_math_renders_as_a_table_of_rows(caplog):
+    """latex2mathml knows `align*` but not `aligned` (what MathJax and KaTeX take inside
+    $$): the hook renders it as rows and columns, and warns on any literal '&' left."""
+    from types import SimpleNamespace
+
+    from tests.engine import mkdocs_hooks
+
+    page = SimpleNamespace(file=SimpleNamespace(src_uri="x.md"), toc=[], meta={})
+    latex = r"\[\begin{aligned} a &= b && \text{one} \\ c &= d \end{aligned}\]"
+    out = mkdocs_hooks.on_page_content(
+        f'<div class="arithmatex">{latex}</div>', page, None, None)
+    assert out.count("<mtr>") == 2 and "<mi>&</mi>" not in out
+    assert not caplog.records
+    mkdocs_hooks.on_page_content(
+        r'<div class="arithmatex">\[\begin{gathered} a &= b \end{gathered}\]</div>',
+        page, None, None)
+    assert "literal '&'" in caplog.text

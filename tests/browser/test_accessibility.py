@@ -140,3 +140,22 @@ def test_no_serious_accessibility_violations(axe_page, path):
         if bad:
             failures.append(f"[{scheme}]\n{describe(bad)}")
     assert not failures, f"/{path}\n" + "\n".join(failures)
+
+
+SHOTS = ROOT / "build" / "screenshots"
+SHOT_PAGES = ["foundations/cross-entropy/", "labs/makemore/"]  # code, outputs, links
+
+
+@pytest.mark.parametrize("path", SHOT_PAGES)
+def test_screenshots_light_and_dark(axe_page, path):
+    """Pictures of the colours the checks above passed, for a person to look at."""
+    page, site_url, _ = axe_page
+    page.goto(site_url + path, wait_until="load")
+    blocks = page.locator("article .highlight, article .highlight-ipynb")
+    blocks.nth(2).scroll_into_view_if_needed()  # a block with its output below
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for scheme in SCHEMES:
+        page.evaluate(SET_SCHEME, scheme)
+        name = f"a11y-{path.strip('/').replace('/', '-')}-{scheme}.png"
+        page.screenshot(path=str(SHOTS / name))
+        assert (SHOTS / name).stat().st_size > 10_000

@@ -213,6 +213,9 @@ _MATH = re.compile(
     r'<(span|div) class="arithmatex">(?:\\\(|\\\[)(.*?)(?:\\\)|\\\])</\1>', re.S
 )
 _CODE = re.compile(r"<(pre|code)\b.*?</\1>", re.S)
+# latex2mathml renders `aligned` (the form MathJax and KaTeX accept inside $$) as one
+# line with literal '&'; its `align*` is the same table of rows and columns.
+_ALIGNED = re.compile(r"(\\(?:begin|end))\{aligned\}")
 _OUTPUT_DIV = re.compile(r'<div class="(?:language-\w+ )?dl-output highlight"')
 
 
@@ -223,10 +226,14 @@ def on_page_content(content, page, config, files):
         display = "block" if m[1] == "div" else "inline"
         latex = html.unescape(m[2]).strip()
         try:
-            return latex_to_mathml(latex, display=display)
+            out = latex_to_mathml(_ALIGNED.sub(r"\1{align*}", latex), display=display)
         except Exception as e:  # noqa: BLE001 - report the page and carry on
             log.warning(f"docs/{rel}: cannot render math {latex!r}: {e}")
             return m[0]
+        if "<mi>&</mi>" in out:  # an environment latex2mathml does not know
+            log.warning(f"docs/{rel}: math shows a literal '&' (unsupported "
+                        f"environment?): {latex[:80]!r}")
+        return out
 
     content = _MATH.sub(mathml, content)
     # Recorded outputs are shown, not searched: numbers would crowd out the prose.
