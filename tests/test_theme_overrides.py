@@ -22,6 +22,10 @@ CHANGES = {
          '<div class="md-search" data-md-component="search" role="dialog" '
          "aria-label=\"{{ lang.t('search') }}\">"),
     ],
+    "partials/tags.html": [
+        ('<nav class="md-tags" {{ hidden }}>',
+         '<nav class="md-tags" aria-label="Tags" {{ hidden }}>'),
+    ],
 }
 
 
