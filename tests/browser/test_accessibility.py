@@ -32,9 +32,11 @@ SCHEMES = ("default", "slate")  # mkdocs.yml's two palettes: light and dark
 
 
 def site_pages() -> list[str]:
-    """Every page of site/ as a URL path ('' for the home page)."""
+    """Every page of site/ as a URL path ('' for the home page); with no site/ yet, the
+    home page alone, so that the fixture says what to run instead of nothing running."""
     pages = sorted(p.parent.relative_to(SITE).as_posix() for p in SITE.rglob("index.html"))
-    return [("" if p == "." else p + "/") for p in pages if not p.startswith("assets")]
+    paths = [("" if p == "." else p + "/") for p in pages if not p.startswith("assets")]
+    return paths or [""]
 
 
 # Minimal server and browser fixtures of this module's own. When tests/browser/conftest.py
