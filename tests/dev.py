@@ -232,6 +232,14 @@ def cmd_browser(ns) -> int:
             say(f"dev: no site/ yet; run `{PROG} build` first")
             return 2
         say(f"dev: no site/ yet: a real run needs `{PROG} build` first")
+    # axe-core for tests/browser/test_accessibility.py, pinned by its lock file
+    prefix = ROOT / "build" / "axe"
+    if not (prefix / "node_modules" / "axe-core").exists():
+        if not DRY_RUN:
+            prefix.mkdir(parents=True, exist_ok=True)
+        for name in ("package.json", "package-lock.json"):
+            write(prefix / name, (ROOT / "tests/browser/axe" / name).read_bytes())
+        run("npm", "ci", "--ignore-scripts", "--silent", "--prefix", prefix)
     return pytest("-m", "browser", "tests/browser", *ns.args)
 
 

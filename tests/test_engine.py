@@ -679,3 +679,18 @@ def test_zensical_renders_what_mkdocs_renders_and_a_dropped_output_is_caught(tmp
     problems, _ = sitecompare.compare(tmp_path / "site", site, docs)
     assert any("outputs differ" in p for p in problems), problems
     assert any("stamp differ" in p for p in problems), problems
+
+
+def test_aligned_math_renders_as_a_table_of_rows(caplog):
+    """latex2mathml knows `align*` but not `aligned` (what MathJax and KaTeX take inside
+    $$): the build renders it as rows and columns, and warns on any literal '&' left."""
+    from tests.engine import mathml
+
+    latex = r"\[\begin{aligned} a &= b && \text{one} \\ c &= d \end{aligned}\]"
+    out = mathml.arithmatex_to_mathml(f'<div class="arithmatex">{latex}</div>', "x.md")
+    assert out.count("<mtr>") == 2 and "<mi>&</mi>" not in out
+    assert not caplog.records
+    mathml.arithmatex_to_mathml(
+        r'<div class="arithmatex">\[\begin{gathered} a &= b \end{gathered}\]</div>',
+        "x.md")
+    assert "literal '&'" in caplog.text

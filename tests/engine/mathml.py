@@ -18,6 +18,9 @@ _ARITHMATEX = re.compile(
     r'<(span|div) class="arithmatex">(?:\\\(|\\\[)(.*?)(?:\\\)|\\\])</\1>', re.S
 )
 _INLINE = re.compile(r"\\\((.*?)\\\)")
+# latex2mathml renders `aligned` (the form MathJax and KaTeX accept inside $$) as one
+# line with literal '&'; its `align*` is the same table of rows and columns.
+_ALIGNED = re.compile(r"(\\(?:begin|end))\{aligned\}")
 
 
 def to_mathml(latex: str, display: bool = False, where: str = "") -> str | None:
@@ -25,10 +28,15 @@ def to_mathml(latex: str, display: bool = False, where: str = "") -> str | None:
     warning naming `where` when latex2mathml cannot convert it."""
     latex = html.unescape(latex).strip()
     try:
-        return convert(latex, display="block" if display else "inline")
+        out = convert(_ALIGNED.sub(r"\1{align*}", latex),
+                      display="block" if display else "inline")
     except Exception as e:  # noqa: BLE001 - report the page and carry on
         log.warning(f"{where or 'a page'}: cannot render math {latex!r}: {e}")
         return None
+    if "<mi>&</mi>" in out:  # an environment latex2mathml does not know
+        log.warning(f"{where or 'a page'}: math shows a literal '&' (unsupported "
+                    f"environment?): {latex[:80]!r}")
+    return out
 
 
 def arithmatex_to_mathml(content: str, where: str = "") -> str:

@@ -1,0 +1,163 @@
+"""Every page of the built site, light and dark, checked with axe-core in chromium.
+
+Run with `python3 tests/dev.py browser` after `python3 tests/dev.py build` (it installs
+axe-core from tests/browser/axe/package-lock.json into build/axe/ first), or directly:
+`.venv/bin/python -m pytest -m browser tests/browser/test_accessibility.py`.
+
+axe runs all of its rules; a page fails on any violation of impact "serious" or "critical"
+(contrast, names of controls, landmarks, links told apart by colour alone, ...). The
+summary of every run, minor and moderate findings included, goes to build/axe-report.json.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+SITE = ROOT / "site"
+AXE = ROOT / "build" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+REPORT = ROOT / "build" / "axe-report.json"
+CHROMIUM = os.environ.get("DLNOTES_CHROMIUM", "/usr/bin/chromium")
+FAILING = ("serious", "critical")
+SCHEMES = ("default", "slate")  # mkdocs.yml's two palettes: light and dark
+
+
+def site_pages() -> list[str]:
+    """Every page of site/ as a URL path ('' for the home page); with no site/ yet, the
+    home page alone, so that the fixture says what to run instead of nothing running."""
+    pages = sorted(p.parent.relative_to(SITE).as_posix() for p in SITE.rglob("index.html"))
+    paths = [("" if p == "." else p + "/") for p in pages if not p.startswith("assets")]
+    return paths or [""]
+
+
+# Minimal server and browser fixtures of this module's own. When tests/browser/conftest.py
+# provides shared session-scoped `server` and `browser` fixtures, these two can go: the
+# `axe_page` fixture below needs only a browser and the site's base URL.
+@pytest.fixture(scope="module")
+def site_url():
+    if not (SITE / "index.html").exists():
+        pytest.fail("site/ is not built: run `python3 tests/dev.py build` first")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(SITE))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_port}/"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no chromium at {CHROMIUM} (set DLNOTES_CHROMIUM)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def axe_page(chromium, site_url):
+    """One page object for every run; requests to other hosts are refused."""
+    if not AXE.exists():
+        pytest.fail(f"no {AXE.relative_to(ROOT)}: run `python3 tests/dev.py browser`, "
+                    "which installs axe-core from tests/browser/axe/")
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(site_url)
+               else r.abort())
+    report: dict[str, dict] = {}
+    yield page, site_url, report
+    context.close()
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+
+
+# The scheme is switched the way the palette toggle switches it (an attribute on <body>),
+# with transitions off so that axe reads the final colours, not ones halfway there.
+SET_SCHEME = """scheme => {
+  if (!document.getElementById('dl-axe-still')) {
+    const s = document.createElement('style');
+    s.id = 'dl-axe-still';
+    s.textContent = '*, *::before, *::after { transition: none !important; }';
+    document.head.append(s);
+  }
+  document.body.setAttribute('data-md-color-scheme', scheme);
+}"""
+
+RUN_AXE = """async () => {
+  const r = await axe.run(document, {resultTypes: ['violations']});
+  return r.violations.map(v => ({
+    id: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.map(n => ({target: n.target.join(' '), summary: n.failureSummary}))
+  }));
+}"""
+
+
+def describe(violations: list[dict], limit: int = 3) -> str:
+    """One line per rule, then its nodes grouped by axe's message (for contrast, one
+    group per pair of colours), each with a few of its elements."""
+    lines = []
+    for v in violations:
+        lines.append(f"{v['id']} ({v['impact']}, {len(v['nodes'])} nodes): {v['help']}")
+        groups: dict[str, list[str]] = {}
+        for n in v["nodes"]:
+            groups.setdefault(" ".join(n["summary"].split())[:400], []).append(n["target"])
+        for summary, targets in sorted(groups.items(), key=lambda g: -len(g[1])):
+            lines.append(f"  {len(targets)} x {summary}")
+            lines.append("      e.g. " + " | ".join(targets[:limit]))
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("path", site_pages())
+def test_no_serious_accessibility_violations(axe_page, path):
+    page, site_url, report = axe_page
+    page.goto(site_url + path, wait_until="load")
+    page.add_script_tag(path=str(AXE))
+    failures = []
+    for scheme in SCHEMES:
+        page.evaluate(SET_SCHEME, scheme)
+        found = page.evaluate(RUN_AXE)
+        report[f"{path or '/'} {scheme}"] = {
+            v["id"]: [v["impact"], len(v["nodes"])] for v in found}
+        bad = [v for v in found if v["impact"] in FAILING]
+        if bad:
+            failures.append(f"[{scheme}]\n{describe(bad)}")
+    assert not failures, f"/{path}\n" + "\n".join(failures)
+
+
+SHOTS = ROOT / "build" / "screenshots"
+SHOT_PAGES = ["foundations/cross-entropy/", "labs/makemore/"]  # code, outputs, links
+
+
+@pytest.mark.parametrize("path", SHOT_PAGES)
+def test_screenshots_light_and_dark(axe_page, path):
+    """Pictures of the colours the checks above passed, for a person to look at."""
+    page, site_url, _ = axe_page
+    page.goto(site_url + path, wait_until="load")
+    blocks = page.locator("article .highlight, article .highlight-ipynb")
+    blocks.nth(2).scroll_into_view_if_needed()  # a block with its output below
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for scheme in SCHEMES:
+        page.evaluate(SET_SCHEME, scheme)
+        name = f"a11y-{path.strip('/').replace('/', '-')}-{scheme}.png"
+        page.screenshot(path=str(SHOTS / name))
+        assert (SHOTS / name).stat().st_size > 10_000
