@@ -137,9 +137,30 @@ def pytest(*args, **kw) -> int:
     return run(PY, "-m", "pytest", *args, check=False, **kw)
 
 
+def workers() -> int:
+    """Processes for a whole-suite run: DLNOTES_WORKERS, else the cores this process
+    may use."""
+    if os.environ.get("DLNOTES_WORKERS"):
+        return max(1, int(os.environ["DLNOTES_WORKERS"]))
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def spread(args) -> list[str]:
+    """pytest-xdist's options for a run of the whole suite on more than one core: the
+    pages, labs and tests spread over the workers, each page's blocks (and the tests
+    sharing a module fixture) on one worker (tests/conftest.py), longest first."""
+    n = workers()
+    if args or n < 2:
+        return []
+    return ["-n", str(n), "--dist", "loadgroup"]
+
+
 def cmd_test(ns) -> int:
     ensure_data()
-    return pytest(*ns.args)
+    return pytest(*spread(ns.args), *ns.args)
 
 
 def cmd_build(ns) -> int:

@@ -642,11 +642,14 @@ def _fresh_state() -> None:
 
 def _repository_files() -> set[str]:
     """Files in the repository that git would see (tracked-and-changed or untracked,
-    not ignored): a page that adds one has written into the repository."""
+    not ignored): a page that adds one has written into the repository.
+    DLNOTES_REPOSITORY names another checkout to watch (the engine's own test of this
+    check, so that it never writes into the repository other workers are watching)."""
     try:
         out = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=all", "-z"],
-            cwd=pages.ROOT, capture_output=True, text=True, check=True,
+            cwd=os.environ.get("DLNOTES_REPOSITORY", pages.ROOT),
+            capture_output=True, text=True, check=True,
         ).stdout
     except (OSError, subprocess.CalledProcessError):
         return set()
