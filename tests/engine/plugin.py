@@ -438,6 +438,9 @@ class Page:
         if "torch._dynamo" in sys.modules:  # compiled graphs hold the page's globals
             sys.modules["torch"].compiler.reset()
         gc.collect()
+        # What survives is the process's own (modules, caches): later collections skip
+        # it, so releasing a page costs what the page made, not the whole heap's size
+        gc.freeze()
         if "torch" in sys.modules and sys.modules["torch"].cuda.is_initialized():
             sys.modules["torch"].cuda.empty_cache()
         return left
