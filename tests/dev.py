@@ -321,27 +321,27 @@ def cmd_new(ns) -> int:
 
 
 def full_tier_modules() -> list[str]:
-    """The snippets modules that have a full_tier()."""
+    """The snippets modules that have a full tier (full_tier() or full_tier_runs())."""
     return sorted(
         p.stem for p in (ROOT / "snippets").glob("*.py")
-        if "\ndef full_tier(" in p.read_text("utf8")
+        if re.search(r"^def full_tier(_runs)?\(", p.read_text("utf8"), re.M)
     )
 
 
 def cmd_full(ns) -> int:
-    """Run every snippets module that has a full_tier() (or the NAMEs given)."""
+    """Every run of every full tier (or of the NAMEs given), spread over the cores,
+    resumable (tests/full_runs.py)."""
     chosen = ns.names or full_tier_modules()
     ensure_data()
-    failed = []
-    for name in chosen:
-        if not DRY_RUN:
-            say(f"dev: full tier of snippets.{name}")
-        if run(PY, "-u", "-m", f"snippets.{name}", check=False):
-            failed.append(name)
-    if not DRY_RUN:
-        say(f"dev: full tier done; {len(chosen) - len(failed)} passed, "
-            f"{len(failed)} failed")
-    return 1 if failed else 0
+    if DRY_RUN:
+        run(PY, "-m", "tests.full_runs", "plan", *chosen)
+        say(f"dev: would run: {_shown(PY)} -u -m tests.full_runs run MODULE RUN KWARGS "
+            f"OUT  (each run of the plan, {workers()} at a time, one thread each)")
+        return 0
+    sys.path.insert(0, str(ROOT))
+    from tests.full_runs import run_all
+
+    return run_all(PY, chosen, workers(), fresh=ns.fresh, say=say)
 
 
 def cmd_lint(ns) -> int:
@@ -687,6 +687,10 @@ def make_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentP
     parsers["new"].add_argument("title", metavar="TITLE", help="the page's title")
     parsers["full"].add_argument("names", metavar="NAME", nargs="*",
                                  help="snippets modules with a full tier (default: all)")
+    parsers["full"].add_argument(
+        "--fresh", action="store_true",
+        help="forget the finished runs in build/full/results.json and run all again "
+             "(without it, an interrupted tier resumes at its next unfinished run)")
     parsers["notebooks"].add_argument("dir", metavar="DIR", help="where to write them")
     parsers["drift"].add_argument(
         "--torch", required=True, type=torch_version, metavar="VERSION",

@@ -89,6 +89,10 @@ def pytest_configure(config):
     if getattr(config.option, "dist", "no") == "load":
         # pytest-xdist: keep a page's blocks on one worker, so none runs twice
         config.option.dist = "loadfile"
+    if getattr(config.option, "dist", "no") == "loadgroup":
+        from .scheduling import register_timer
+
+        register_timer(config)  # each work unit's time, for the next run's order
     if config.getoption("require_cuda"):
         import torch
 
@@ -98,6 +102,17 @@ def pytest_configure(config):
                 f"(torch {torch.__version__}, built for CUDA {torch.version.cuda}); "
                 "refusing to test on the CPU instead"
             )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """pytest-xdist's --dist loadgroup, as tests/dev.py test runs it: pages, labs and
+    the tests sharing a module fixture each on one worker, longest first."""
+    if config.getoption("dist") != "loadgroup":
+        return None
+    from .scheduling import make_scheduler
+
+    return make_scheduler(config, log)
 
 
 @pytest.hookimpl(tryfirst=True)
