@@ -160,9 +160,25 @@ def spread(args) -> list[str]:
     return ["-n", str(n), "--dist", "loadgroup"]
 
 
+def shard_files(spec: str) -> list[str]:
+    """The files of suite shard K of N (DLNOTES_SHARD="K/N"), as `shards N --suite K`."""
+    found = re.fullmatch(r"(\d+)/(\d+)", spec.strip())
+    if not found or not 1 <= int(found[1]) <= int(found[2]):
+        sys.exit(f"dev: DLNOTES_SHARD={spec!r} is not K/N with 1 <= K <= N")
+    k, n = int(found[1]), int(found[2])
+    return sorted(plan_shards(_suite_seconds(), n)[k - 1][1])
+
+
 def cmd_test(ns) -> int:
     ensure_data()
-    return pytest(*spread(ns.args), *ns.args)
+    args = list(ns.args)
+    shard = os.environ.get("DLNOTES_SHARD")
+    if shard and not [a for a in args if not a.startswith("-")]:
+        files = shard_files(shard)
+        if not DRY_RUN:
+            say(f"dev: shard {shard.strip()}: {len(files)} file(s) of the suite")
+        return pytest(*spread([]), *args, *files)
+    return pytest(*spread(args), *args)
 
 
 def cmd_build(ns) -> int:
@@ -346,9 +362,27 @@ def cmd_full(ns) -> int:
     return run_all(PY, chosen, workers(), fresh=ns.fresh, say=say)
 
 
+def _suite_files() -> list[str]:
+    """Every file the suite runs: pages with code, labs, the engine's test modules."""
+    pages = [p for p in (ROOT / "docs").rglob("*.md") if "```python" in
+             p.read_text("utf8")]
+    labs = list((ROOT / "docs" / "labs").glob("*.ipynb"))
+    tests = list((ROOT / "tests").glob("test_*.py"))
+    return sorted(p.relative_to(ROOT).as_posix() for p in pages + labs + tests)
+
+
 def _suite_seconds() -> dict[str, float]:
     """Seconds per file of the suite (a page, a lab, a test module), by the last
-    parallel run (build/test-seconds.json) and the pages' records."""
+    parallel run (build/test-seconds.json) and the pages' records; a file with no
+    time yet counts as the median of those known (5 s when none is)."""
+    known = _suite_seconds_known()
+    files = _suite_files()
+    values = sorted(known[f] for f in files if f in known)
+    default = values[len(values) // 2] if values else 5.0
+    return {f: known.get(f, default) for f in files}
+
+
+def _suite_seconds_known() -> dict[str, float]:
     found: dict[str, float] = {}
     outputs = ROOT / "build" / "outputs" / "cpu"
     for record in outputs.rglob("*.md.json"):
