@@ -7,6 +7,7 @@ in build/screenshots/. Every request the pages make is checked: nothing may leav
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -75,6 +76,25 @@ def test_search_finds_identifiers(loaded, query, expected):
     if expected:
         assert expected in first.get_attribute("href")
     shot(page, f"search-{query}")
+    v.check_clean()
+
+
+@pytest.mark.parametrize("query", ["manual_seed", "zero_grad", "cross_entropy"])
+def test_a_concept_page_comes_before_labs_that_use_an_identifier(loaded, query):
+    index = json.loads((SITE / "search" / "search_index.json").read_text())
+    in_labs = [d["location"] for d in index["docs"] if d["location"].startswith("labs/")
+               and query in d["text"]]
+    assert in_labs, f"no lab uses {query}: pick another identifier for this test"
+    v = loaded()
+    page = v.page
+    box = page.locator("input.md-search__input")
+    box.click()
+    box.fill("")
+    page.locator(".md-search-result__item").first.wait_for(state="detached")
+    box.type(query, delay=20)
+    first = page.locator(".md-search-result__item a").first
+    first.wait_for(timeout=10_000)
+    assert "/labs/" not in first.get_attribute("href"), first.get_attribute("href")
     v.check_clean()
 
 
@@ -195,8 +215,6 @@ def test_every_page_loads_clean_and_its_weight_is_recorded(visit, server):
     the assets come from its cache after the first page). Each page's first-visit
     weight, gzip-compressed as GitHub Pages serves it (tests/site_weights.py), is
     recorded for `tests/dev.py bench`."""
-    import json
-
     from tests.site_weights import weights
 
     v = visit(wait_until=None)
