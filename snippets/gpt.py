@@ -302,61 +302,86 @@ RECIPE = {"steps": 12_000, "batch_size": 64, "max_lr": 2e-3, "min_lr": 2e-4,
           "evals": 24}
 
 
-def full_tier(out=RESULTS, checkpoint=CHECKPOINT, sizes=SIZES, recipe=RECIPE):
-    """Train every size with one recipe on the full split; the JSON grows
-    size by size. Dev loss is measured `evals` times during each run (the
-    loss-against-tokens curves); the largest model is kept in build/."""
+def full_tier_runs(sizes=SIZES, recipe=RECIPE):
+    """The full tier's independent runs, one per size (each seeds itself);
+    the last size also keeps its model."""
+    return {name: {"n_layer": n_layer, "n_head": n_head, "n_embd": n_embd,
+                   "recipe": recipe, "keep": name == sizes[-1][0]}
+            for name, n_layer, n_head, n_embd in sizes}
+
+
+def full_tier_run(name, n_layer, n_head, n_embd, recipe=RECIPE, keep=False,
+                  checkpoint=CHECKPOINT):
+    """Train one size with the recipe on the full split; dev loss measured
+    `evals` times during the run (the loss-against-tokens curve)."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cpu":
         torch.set_num_threads(1)               # small ops: one core is enough
-    start, cpu_start, runs = time.time(), time.process_time(), []
+    cpu_start = time.process_time()
     data, stoi, itos = name_splits()
     (Xtr, Ytr), (Xdev, Ydev) = [(X.to(device), Y.to(device))
                                 for X, Y in (data["train"], data["dev"])]
     r = recipe
-    result = {"recipe": {**r, "split": "split_words(seed=42), 80/10/10; "
+    cfg = GPTConfig(n_layer=n_layer, n_head=n_head, n_embd=n_embd,
+                    dropout=r["dropout"])
+    torch.manual_seed(r["seed"])
+    model = GPT(cfg).to(device)
+    print(f"== {name}: {n_params(model)} parameters", flush=True)
+    t0 = time.time()
+    losses, evals = train(
+        model, Xtr, Ytr, r["steps"], batch_size=r["batch_size"],
+        max_lr=r["max_lr"], min_lr=r["min_lr"], warmup=r["warmup"],
+        weight_decay=r["weight_decay"], seed=r["seed"],
+        eval_every=r["steps"] // r["evals"],
+        eval_fn=lambda m: evaluate(m, Xdev, Ydev),
+        log_every=r["steps"] // 6)
+    curve = torch.tensor(losses).view(200, -1).mean(1)   # 200 points
+    g = torch.Generator().manual_seed(r["seed"])
+    run = {
+        "name": name, "config": asdict(cfg), "params": n_params(model),
+        "train": evaluate(model, Xtr, Ytr),
+        "dev": evaluate(model, Xdev, Ydev),
+        "dev_curve": [{"step": s, "tokens": n, "dev": round(d, 4)}
+                      for s, n, d in evals],
+        "loss_curve": [round(v, 4) for v in curve.tolist()],
+        "samples": sample(model, itos, 12, g),
+        "run_seconds": round(time.time() - t0, 1)}
+    print(f"   train {run['train']:.4f}, dev {run['dev']:.4f}"
+          f" [{run['run_seconds']:.0f} s]", flush=True)
+    if keep:
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"config": asdict(cfg),
+                    "state_dict": model.state_dict()}, checkpoint)
+    return {**run, "cpu_seconds": round(time.process_time() - cpu_start, 1)}
+
+
+def full_tier_merge(runs, start, out=RESULTS, sizes=SIZES, recipe=RECIPE):
+    """The sizes so far (in the order of SIZES) into one results file."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    data, _, _ = name_splits()
+    Ytr, Ydev = data["train"][1], data["dev"][1]
+    runs = [dict(run) for run in runs.values()]
+    cpu = sum(run.pop("cpu_seconds", 0.0) for run in runs)
+    result = {"recipe": {**recipe, "split": "split_words(seed=42), 80/10/10; "
                          "dev = the WaveNet's val", "block_size": 16,
                          "tokens": "target characters (end tokens "
                          "included) in the minibatches so far"},
               "train_targets": int((Ytr >= 0).sum()),
               "dev_targets": int((Ydev >= 0).sum()),
-              "runs": runs, "complete": False}
-    for name, n_layer, n_head, n_embd in sizes:
-        cfg = GPTConfig(n_layer=n_layer, n_head=n_head, n_embd=n_embd,
-                        dropout=r["dropout"])
-        torch.manual_seed(r["seed"])
-        model = GPT(cfg).to(device)
-        print(f"== {name}: {n_params(model)} parameters", flush=True)
-        t0 = time.time()
-        losses, evals = train(
-            model, Xtr, Ytr, r["steps"], batch_size=r["batch_size"],
-            max_lr=r["max_lr"], min_lr=r["min_lr"], warmup=r["warmup"],
-            weight_decay=r["weight_decay"], seed=r["seed"],
-            eval_every=r["steps"] // r["evals"],
-            eval_fn=lambda m: evaluate(m, Xdev, Ydev),
-            log_every=r["steps"] // 6)
-        curve = torch.tensor(losses).view(200, -1).mean(1)   # 200 points
-        g = torch.Generator().manual_seed(r["seed"])
-        runs.append({
-            "name": name, "config": asdict(cfg), "params": n_params(model),
-            "train": evaluate(model, Xtr, Ytr),
-            "dev": evaluate(model, Xdev, Ydev),
-            "dev_curve": [{"step": s, "tokens": n, "dev": round(d, 4)}
-                          for s, n, d in evals],
-            "loss_curve": [round(v, 4) for v in curve.tolist()],
-            "samples": sample(model, itos, 12, g),
-            "run_seconds": round(time.time() - t0, 1)})
-        print(f"   train {runs[-1]['train']:.4f}, dev {runs[-1]['dev']:.4f}"
-              f" [{runs[-1]['run_seconds']:.0f} s]", flush=True)
-        if name == sizes[-1][0]:
-            checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"config": asdict(cfg),
-                        "state_dict": model.state_dict()}, checkpoint)
-        result.update({
-            "complete": len(runs) == len(sizes),
-            "cpu_seconds": round(time.process_time() - cpu_start, 1),
-            **results.stamp(device, start)})
-        results.save(result, out)
+              "runs": runs, "complete": len(runs) == len(sizes),
+              "cpu_seconds": round(cpu, 1), **results.stamp(device, start)}
+    results.save(result, out)
+    return result
+
+
+def full_tier(out=RESULTS, checkpoint=CHECKPOINT, sizes=SIZES, recipe=RECIPE):
+    """Train every size with one recipe on the full split, one after
+    another; the JSON grows size by size; the largest model is kept in
+    build/."""
+    start, runs = time.time(), {}
+    for name, kwargs in full_tier_runs(sizes, recipe).items():
+        runs[name] = full_tier_run(name, **kwargs, checkpoint=checkpoint)
+        result = full_tier_merge(runs, start, out, sizes, recipe)
     print(f"wrote {out} [{time.time() - start:.0f} s]")
     return result
 

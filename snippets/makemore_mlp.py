@@ -126,41 +126,64 @@ def bigram_network(N, lr=50.0, max_steps=5000, tol=1e-7):
     return {"steps": step, "lr": lr, "loss": loss.item()}
 
 
-def full_tier(out=RESULTS):
+def full_tier_runs(steps=200_000):
+    """The full tier's independent runs: (a) and (b) recount the bigrams
+    (a second), (c) seeds its own generator."""
+    return {"bigram_counting": {}, "bigram_network": {},
+            "mlp": {"steps": steps}}
+
+
+def full_tier_run(name, steps=200_000):
+    """One part of the full tier on one thread (batch-32 steps: threads cost
+    more than they save, measured 5-15x on 2 cores)."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cpu":
-        torch.set_num_threads(1)   # batch-32 steps: threads cost more than
-                                   # they save (measured 5-15x on 2 cores)
-    start = time.time()
-    print(f"makemore full tier on {device}", flush=True)
+        torch.set_num_threads(1)
     N = bigram_counts(device)
-    P = (N + 1) / (N + 1).sum(1, keepdim=True)
-    nll = (-(N * P.log()).sum() / N.sum()).item()
-    print(f"(a) bigram counting, +1 smoothing: mean NLL {nll:.4f}", flush=True)
-    print("(b) bigram network, full-batch gradient descent", flush=True)
-    net = bigram_network(N)
-    print(f"    converged after {net['steps']} steps: {net['loss']:.4f}")
-    print("(c) MLP: block 3, n_embd 10, 200 hidden, 200k steps", flush=True)
+    if name == "bigram_counting":
+        P = (N + 1) / (N + 1).sum(1, keepdim=True)
+        nll = (-(N * P.log()).sum() / N.sum()).item()
+        print(f"(a) bigram counting, +1 smoothing: mean NLL {nll:.4f}", flush=True)
+        return {"nll": nll, "bigrams": int(N.sum().item())}
+    if name == "bigram_network":
+        print("(b) bigram network, full-batch gradient descent", flush=True)
+        net = bigram_network(N)
+        print(f"    converged after {net['steps']} steps: {net['loss']:.4f}")
+        return net
+    assert name == "mlp", name
+    print(f"(c) MLP: block 3, n_embd 10, 200 hidden, {steps} steps", flush=True)
     data, _, _ = splits(3)
     (Xtr, Ytr), (Xdev, Ydev) = [(X.to(device), Y.to(device))
                                 for X, Y in (data["train"], data["dev"])]
     g = torch.Generator().manual_seed(2147483647)
     params = init_mlp(g=g, device=device)
     t0 = time.time()
-    train(params, Xtr, Ytr, 200_000, lambda i: 0.1 if i < 100_000 else 0.01,
+    train(params, Xtr, Ytr, steps, lambda i: 0.1 if i < steps // 2 else 0.01,
           g=g, log_every=10_000)
     mlp = {"train": evaluate(params, Xtr, Ytr),
            "dev": evaluate(params, Xdev, Ydev),
-           "steps": 200_000, "batch_size": 32,
+           "steps": steps, "batch_size": 32,
            "train_seconds": round(time.time() - t0, 1)}
     print(f"    train {mlp['train']:.4f}  dev {mlp['dev']:.4f}", flush=True)
-    result = {
-        "bigram_counting": {"nll": nll, "bigrams": int(N.sum().item())},
-        "bigram_network": net, "mlp": mlp, "targets": TARGETS,
-        **results.stamp(device, start)}
+    return mlp
+
+
+def full_tier_merge(runs, start, out=RESULTS):
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    result = {**runs, "targets": TARGETS, **results.stamp(device, start)}
     results.save(result, out)
     print(f"wrote {out} ({result['wall_seconds']:.0f} s)")
     return result
+
+
+def full_tier(out=RESULTS):
+    """(a), (b) and (c) one after another."""
+    start = time.time()
+    print("makemore full tier on "
+          f"{'cuda' if torch.cuda.is_available() else 'cpu'}", flush=True)
+    runs = {name: full_tier_run(name, **kwargs)
+            for name, kwargs in full_tier_runs().items()}
+    return full_tier_merge(runs, start, out)
 
 
 def load_results(path=RESULTS):

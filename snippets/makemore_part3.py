@@ -121,26 +121,35 @@ def split_loss(P, running, X, Y, device="cpu"):
 # --8<-- [end:train]
 
 
-def full_tier(out=RESULTS, steps=200_000):
-    """Train the five variants as in the lecture; write the losses."""
+def full_tier_runs(steps=200_000):
+    """The full tier's independent runs: one per variant (each seeds its own
+    generator, so they may run in any order, in parallel)."""
+    return {name: {"steps": steps} for name in VARIANTS}
+
+
+def full_tier_run(name, steps=200_000):
+    """Train one variant as in the lecture; its train and dev losses."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    start = time.time()
     data, _, _ = splits(BLOCK)
     Xtr, Ytr = data["train"]
-    runs = {}
-    for name in VARIANTS:
-        P, running, _ = train(name, Xtr, Ytr, steps=steps,
-                              log_every=20_000, device=device)
-        tr = split_loss(P, running, Xtr, Ytr, device)
-        dev = split_loss(P, running, *data["dev"], device)
-        runs[name] = {"train": round(tr, 4), "dev": round(dev, 4),
-                      "target_train": TARGETS[name][0],
-                      "target_dev": TARGETS[name][1]}
-        print(f"[{time.time() - start:7.1f} s] {name}: train {tr:.4f} "
-              f"dev {dev:.4f} (lecture {TARGETS[name][0]} / "
-              f"{TARGETS[name][1]})", flush=True)
+    P, running, _ = train(name, Xtr, Ytr, steps=steps,
+                          log_every=20_000, device=device)
+    tr = split_loss(P, running, Xtr, Ytr, device)
+    dev = split_loss(P, running, *data["dev"], device)
+    print(f"{name}: train {tr:.4f} dev {dev:.4f} (lecture "
+          f"{TARGETS[name][0]} / {TARGETS[name][1]})", flush=True)
+    return {"train": round(tr, 4), "dev": round(dev, 4),
+            "target_train": TARGETS[name][0], "target_dev": TARGETS[name][1],
+            "steps": steps}
+
+
+def full_tier_merge(runs, start, out=RESULTS):
+    """The variants' losses into one results file."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    steps = {r.pop("steps") for r in runs.values()}
+    assert len(steps) == 1, steps
     result = {
-        "recipe": {"steps": steps, "batch_size": 32, "lr": 0.1,
+        "recipe": {"steps": steps.pop(), "batch_size": 32, "lr": 0.1,
                    "lr_after_100000": 0.01, "seed": SEED,
                    "block_size": BLOCK, "n_embd": N_EMBD,
                    "n_hidden": N_HIDDEN},
@@ -150,6 +159,15 @@ def full_tier(out=RESULTS, steps=200_000):
     results.save(result, out)
     print(f"wrote {out}")
     return result
+
+
+def full_tier(out=RESULTS, steps=200_000):
+    """Train the five variants as in the lecture, one after another; write
+    the losses."""
+    start = time.time()
+    runs = {name: full_tier_run(name, **kwargs)
+            for name, kwargs in full_tier_runs(steps).items()}
+    return full_tier_merge(runs, start, out)
 
 
 def load_results(path=RESULTS):

@@ -105,40 +105,60 @@ RUNS = [
 ]
 
 
-def full_tier(steps=200_000, out=RESULTS):
-    """The lecture's recipe for each run; the JSON grows run by run."""
+def full_tier_runs(steps=200_000):
+    """The full tier's independent runs, one per model of RUNS (each seeds
+    the global generator itself, so they may run in any order, in parallel)."""
+    return {name: {"steps": steps} for name, *_ in RUNS}
+
+
+def full_tier_run(name, steps=200_000):
+    """The lecture's recipe for one run of RUNS; its losses and curve."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cpu":
         torch.set_num_threads(1)               # small ops: one core is enough
-    start, runs = time.time(), []
+    _, block_size, factory, n_params, target = next(r for r in RUNS
+                                                    if r[0] == name)
+    data, _, _ = splits(block_size)
+    (Xtr, Ytr), (Xva, Yva) = [(X.to(device), Y.to(device))
+                              for X, Y in (data["train"], data["dev"])]
+    torch.manual_seed(42)
+    model = factory(device)
+    count = sum(p.numel() for p in model.parameters())
+    assert count == n_params, (name, count, n_params)
+    print(f"== {name}: {count} parameters", flush=True)
+    t0 = time.time()
+    losses = train(model, Xtr, Ytr, steps, log_every=10_000, name=name)
+    curve = torch.tensor(losses).log10().view(-1, steps // 200).mean(1)
+    run = {
+        "name": name, "block_size": block_size, "params": count,
+        "train": evaluate(model, Xtr, Ytr), "val": evaluate(model, Xva, Yva),
+        "target": {"train": target[0], "val": target[1]},
+        "log10_loss_curve": [round(v, 4) for v in curve.tolist()],
+        "run_seconds": round(time.time() - t0, 1)}
+    print(f"   train {run['train']:.4f} (lecture {target[0]}), "
+          f"val {run['val']:.4f} (lecture {target[1]})", flush=True)
+    return run
+
+
+def full_tier_merge(runs, start, out=RESULTS, steps=200_000):
+    """The runs so far (in the order of RUNS) into one results file."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     result = {"recipe": {"steps": steps, "batch_size": 32, "lr": [0.1, 0.01],
                          "decay_at": steps * 3 // 4, "seed": 42,
                          "split": "split_words(seed=42), 80/10/10; val = dev"},
-              "runs": runs, "complete": False}
-    for name, block_size, factory, n_params, target in RUNS:
-        data, _, _ = splits(block_size)
-        (Xtr, Ytr), (Xva, Yva) = [(X.to(device), Y.to(device))
-                                  for X, Y in (data["train"], data["dev"])]
-        torch.manual_seed(42)
-        model = factory(device)
-        count = sum(p.numel() for p in model.parameters())
-        assert count == n_params, (name, count, n_params)
-        print(f"== {name}: {count} parameters", flush=True)
-        t0 = time.time()
-        losses = train(model, Xtr, Ytr, steps, log_every=10_000, name=name)
-        curve = torch.tensor(losses).log10().view(-1, steps // 200).mean(1)
-        runs.append({
-            "name": name, "block_size": block_size, "params": count,
-            "train": evaluate(model, Xtr, Ytr), "val": evaluate(model, Xva, Yva),
-            "target": {"train": target[0], "val": target[1]},
-            "log10_loss_curve": [round(v, 4) for v in curve.tolist()],
-            "run_seconds": round(time.time() - t0, 1)})
-        print(f"   train {runs[-1]['train']:.4f} (lecture {target[0]}), "
-              f"val {runs[-1]['val']:.4f} (lecture {target[1]})", flush=True)
-        result.update({
-            "complete": len(runs) == len(RUNS),
-            **results.stamp(device, start)})
-        results.save(result, out)
+              "runs": list(runs.values()), "complete": len(runs) == len(RUNS),
+              **results.stamp(device, start)}
+    results.save(result, out)
+    return result
+
+
+def full_tier(steps=200_000, out=RESULTS):
+    """The lecture's recipe for each run, one after another; the JSON grows
+    run by run."""
+    start, runs = time.time(), {}
+    for name, kwargs in full_tier_runs(steps).items():
+        runs[name] = full_tier_run(name, **kwargs)
+        result = full_tier_merge(runs, start, out, steps)
     print(f"wrote {out} [{time.time() - start:.0f} s]")
     return result
 

@@ -10,6 +10,8 @@
     python3 tests/dev.py data [names|mnist|all]          download the data sets into the cache
     python3 tests/dev.py new SECTION/NAME "Title"        scaffold a note and add it to the nav
     python3 tests/dev.py full [NAME...]                  full tier: reproduce published results
+    python3 tests/dev.py shards N [--suite K]            the suite and full tier split over N runners
+    python3 tests/dev.py weights                         first-visit weight of each page of site/
     python3 tests/dev.py lint                            zizmor and actionlint on .github/workflows
     python3 tests/dev.py links                           check external links (needs internet)
     python3 tests/dev.py notebooks DIR                   write every page's notebook into DIR
@@ -142,9 +144,46 @@ def pytest(*args, **kw) -> int:
     return run(PY, "-m", "pytest", *args, check=False, **kw)
 
 
+def workers() -> int:
+    """Processes for a whole-suite run: DLNOTES_WORKERS, else the cores this process
+    may use."""
+    if os.environ.get("DLNOTES_WORKERS"):
+        return max(1, int(os.environ["DLNOTES_WORKERS"]))
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def spread(args) -> list[str]:
+    """pytest-xdist's options for a run of the whole suite on more than one core: the
+    pages, labs and tests spread over the workers, each page's blocks (and the tests
+    sharing a module fixture) on one worker (tests/conftest.py), longest first."""
+    n = workers()
+    if args or n < 2:
+        return []
+    return ["-n", str(n), "--dist", "loadgroup"]
+
+
+def shard_files(spec: str) -> list[str]:
+    """The files of suite shard K of N (DLNOTES_SHARD="K/N"), as `shards N --suite K`."""
+    found = re.fullmatch(r"(\d+)/(\d+)", spec.strip())
+    if not found or not 1 <= int(found[1]) <= int(found[2]):
+        sys.exit(f"dev: DLNOTES_SHARD={spec!r} is not K/N with 1 <= K <= N")
+    k, n = int(found[1]), int(found[2])
+    return sorted(plan_shards(_suite_seconds(), n)[k - 1][1])
+
+
 def cmd_test(ns) -> int:
     ensure_data()
-    return pytest(*ns.args)
+    args = list(ns.args)
+    shard = os.environ.get("DLNOTES_SHARD")
+    if shard and not [a for a in args if not a.startswith("-")]:
+        files = shard_files(shard)
+        if not DRY_RUN:
+            say(f"dev: shard {shard.strip()}: {len(files)} file(s) of the suite")
+        return pytest(*spread([]), *args, *files)
+    return pytest(*spread(args), *args)
 
 
 def cmd_build(ns) -> int:
@@ -274,10 +313,12 @@ def cmd_bench(ns) -> int:
     t0 = time.perf_counter()
     zensical_build()
     zensical = time.perf_counter() - t0
+    run(PY, "-m", "tests.site_weights", "--json", ROOT / "build" / "weights.json",
+        stdout=subprocess.DEVNULL, check=False)  # first-visit weights, gzip
     browser_figures = ROOT / "build" / "browser-figures.json"
     if not DRY_RUN:
         browser_figures.unlink(missing_ok=True)
-    pytest("-q", "-m", "browser", "tests/browser", "-k", "search_results or page_weight")
+    pytest("-q", "-m", "browser", "tests/browser", "-k", "search_results or weight_is_recorded")
     if DRY_RUN:
         return 0
     figures = {
@@ -295,6 +336,11 @@ def cmd_bench(ns) -> int:
     }
     if browser_figures.exists():
         figures.update(json.loads(browser_figures.read_text()))
+    weights = ROOT / "build" / "weights.json"
+    if weights.exists():
+        found = json.loads(weights.read_text())
+        figures["median_first_visit_gz_kb"] = found["median_kb"]
+        figures["max_first_visit_gz_kb"] = found["max_kb"]
     previous = json.loads(report.read_text()) if report.exists() else {}
     previous = previous.get("figures", previous)  # (older reports held figures only)
     say(f"{'figure':>22}  {'now':>12}  {'previous run':>12}")
@@ -361,27 +407,128 @@ def cmd_new(ns) -> int:
 
 
 def full_tier_modules() -> list[str]:
-    """The snippets modules that have a full_tier()."""
+    """The snippets modules that have a full tier (full_tier() or full_tier_runs())."""
     return sorted(
         p.stem for p in (ROOT / "snippets").glob("*.py")
-        if "\ndef full_tier(" in p.read_text("utf8")
+        if re.search(r"^def full_tier(_runs)?\(", p.read_text("utf8"), re.M)
     )
 
 
 def cmd_full(ns) -> int:
-    """Run every snippets module that has a full_tier() (or the NAMEs given)."""
+    """Every run of every full tier (or of the NAMEs given), spread over the cores,
+    resumable (tests/full_runs.py)."""
     chosen = ns.names or full_tier_modules()
     ensure_data()
-    failed = []
-    for name in chosen:
-        if not DRY_RUN:
-            say(f"dev: full tier of snippets.{name}")
-        if run(PY, "-u", "-m", f"snippets.{name}", check=False):
-            failed.append(name)
-    if not DRY_RUN:
-        say(f"dev: full tier done; {len(chosen) - len(failed)} passed, "
-            f"{len(failed)} failed")
-    return 1 if failed else 0
+    if DRY_RUN:
+        run(PY, "-m", "tests.full_runs", "plan", *chosen)
+        say(f"dev: would run: {_shown(PY)} -u -m tests.full_runs run MODULE RUN KWARGS "
+            f"OUT  (each run of the plan, {workers()} at a time, one thread each)")
+        return 0
+    sys.path.insert(0, str(ROOT))
+    from tests.full_runs import run_all
+
+    return run_all(PY, chosen, workers(), fresh=ns.fresh, say=say)
+
+
+def _suite_files() -> list[str]:
+    """Every file the suite runs: pages with code, labs, the engine's test modules."""
+    pages = [p for p in (ROOT / "docs").rglob("*.md") if "```python" in
+             p.read_text("utf8")]
+    labs = list((ROOT / "docs" / "labs").glob("*.ipynb"))
+    tests = list((ROOT / "tests").glob("test_*.py"))
+    return sorted(p.relative_to(ROOT).as_posix() for p in pages + labs + tests)
+
+
+def _suite_seconds() -> dict[str, float]:
+    """Seconds per file of the suite (a page, a lab, a test module), by the last
+    parallel run (build/test-seconds.json) and the pages' records; a file with no
+    time yet counts as the median of those known (5 s when none is)."""
+    known = _suite_seconds_known()
+    files = _suite_files()
+    values = sorted(known[f] for f in files if f in known)
+    default = values[len(values) // 2] if values else 5.0
+    return {f: known.get(f, default) for f in files}
+
+
+def _suite_seconds_known() -> dict[str, float]:
+    found: dict[str, float] = {}
+    outputs = ROOT / "build" / "outputs" / "cpu"
+    for record in outputs.rglob("*.md.json"):
+        try:
+            blocks = json.loads(record.read_text("utf8"))["blocks"].values()
+        except (OSError, ValueError, KeyError):
+            continue
+        found[record.relative_to(outputs).as_posix()[:-5]] = sum(
+            b.get("seconds", 0) + b.get("render_seconds", 0) for b in blocks)
+    times = ROOT / "build" / "test-seconds.json"
+    if times.exists():
+        by_file: dict[str, float] = {}
+        for unit, seconds in json.loads(times.read_text("utf8")).items():
+            path = unit.split("::", 1)[0]
+            by_file[path] = by_file.get(path, 0.0) + seconds
+        found.update(by_file)
+    return found
+
+
+def _full_seconds() -> dict[str, float]:
+    """Seconds per full-tier run: the runner's own record (build/full/durations.json),
+    else the run times the published results hold."""
+    found: dict[str, float] = {}
+    for path in (ROOT / "docs" / "results").glob("*.json"):
+        data = json.loads(path.read_text("utf8"))
+        runs = data.get("runs")
+        items = (runs.items() if isinstance(runs, dict) else
+                 ((r.get("name"), r) for r in runs) if isinstance(runs, list) else ())
+        for name, run in items:
+            if isinstance(run, dict) and "run_seconds" in run:
+                found[f"{path.stem}/{name}"] = float(run["run_seconds"])
+    durations = ROOT / "build" / "full" / "durations.json"
+    if durations.exists():
+        found.update(json.loads(durations.read_text("utf8")))
+    return found
+
+
+def plan_shards(seconds: dict[str, float], n: int) -> list[tuple[float, list[str]]]:
+    """Longest first, each to the shard with the least so far (LPT)."""
+    shards: list[tuple[float, list[str]]] = [(0.0, []) for _ in range(n)]
+    for name in sorted(seconds, key=lambda k: (-seconds[k], k)):
+        i = min(range(n), key=lambda j: (shards[j][0], j))
+        shards[i] = (shards[i][0] + seconds[name], shards[i][1] + [name])
+    return shards
+
+
+def cmd_shards(ns) -> int:
+    """How N runners would split the suite and the full tier, from today's timings."""
+    if DRY_RUN:
+        say("dev: would run: nothing (shards only reads build/test-seconds.json, "
+            "build/outputs/, build/full/durations.json and docs/results/)")
+    suite = _suite_seconds()
+    if ns.suite:
+        k = ns.suite
+        if not 1 <= k <= ns.n:
+            say(f"dev: --suite takes 1..{ns.n}")
+            return 2
+        for name in sorted(plan_shards(suite, ns.n)[k - 1][1]):
+            print(name)
+        return 0
+    for title, seconds in (("suite (pages, labs, test modules)", suite),
+                           ("full tier (runs)", _full_seconds())):
+        shards = plan_shards(seconds, ns.n)
+        total = sum(seconds.values())
+        say(f"{title}: {len(seconds)} units, {total:.0f} s in all")
+        for i, (spent, names) in enumerate(shards, 1):
+            say(f"  shard {i}/{ns.n}: {spent:8.1f} s  {len(names):3d} units"
+                + (f"  (longest: {names[0]}, {seconds[names[0]]:.0f} s)" if names
+                   else ""))
+        longest = max(spent for spent, _ in shards)
+        say(f"  longest shard {longest:.0f} s; ideal {total / ns.n:.0f} s")
+    return 0
+
+
+def cmd_weights(ns) -> int:
+    """First-visit weight of every page of site/, gzip-compressed (tests/site_weights.py)."""
+    return run(PY, "-m", "tests.site_weights", "--json", ROOT / "build" / "weights.json",
+               check=False)
 
 
 def cmd_lint(ns) -> int:
@@ -691,6 +838,12 @@ COMMANDS = {
             "matter places it in the section index and the learning path."),
     "full": (cmd_full, True, None,
              "Full tier: the long runs that reproduce published results."),
+    "shards": (cmd_shards, False, None,
+               "The split of the suite and of the full tier over N runners, balanced "
+               "by the recorded block, test and run times; the longest shard."),
+    "weights": (cmd_weights, True, None,
+                "First-visit weight of every page of site/ (gzip-compressed, as GitHub "
+                "Pages serves it) and the median."),
     "lint": (cmd_lint, True, None, "zizmor and actionlint on .github/workflows."),
     "links": (cmd_links, True, None, "Check external links too (needs internet)."),
     "notebooks": (cmd_notebooks, True, None, "Write every page's notebook into DIR."),
@@ -731,6 +884,14 @@ def make_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentP
     parsers["new"].add_argument("title", metavar="TITLE", help="the page's title")
     parsers["full"].add_argument("names", metavar="NAME", nargs="*",
                                  help="snippets modules with a full tier (default: all)")
+    parsers["full"].add_argument(
+        "--fresh", action="store_true",
+        help="forget the finished runs in build/full/results.json and run all again "
+             "(without it, an interrupted tier resumes at its next unfinished run)")
+    parsers["shards"].add_argument("n", metavar="N", type=int, help="runners")
+    parsers["shards"].add_argument(
+        "--suite", metavar="K", type=int,
+        help="print the files of suite shard K (1..N), one a line, for `test`")
     parsers["notebooks"].add_argument("dir", metavar="DIR", help="where to write them")
     parsers["drift"].add_argument(
         "--torch", required=True, type=torch_version, metavar="VERSION",

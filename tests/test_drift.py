@@ -14,6 +14,7 @@ import nbformat
 import pytest
 
 from tests.engine import drift, notebooks, pages, records
+from tests.pytest_runs import run_pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -175,13 +176,10 @@ print(1 / (os.environ["DRIFT_CASE"] == "old"))
 
 def _run(tmp_path: Path, case: str, *paths: Path) -> tuple[Path, Path]:
     outputs, junit = tmp_path / f"outputs-{case}", tmp_path / f"junit-{case}.xml"
-    subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(tmp_path),
-         f"--junitxml={junit}", *map(str, paths)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "DRIFT_CASE": case,
-             "DLNOTES_OUTPUTS": str(outputs)})
+    run_pytest(["-q", "-p", "no:cacheprovider", "-c", ROOT / "pyproject.toml",
+                "--rootdir", tmp_path, f"--junitxml={junit}", *paths],
+               env={**os.environ, "PYTHONPATH": str(ROOT), "DRIFT_CASE": case,
+                    "DLNOTES_OUTPUTS": str(outputs)})
     return outputs, junit
 
 

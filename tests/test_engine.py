@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.engine import pages, records
+from tests.pytest_runs import run_pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ROOT / "tests" / "pages"
@@ -38,12 +39,9 @@ def run_pages(tmp_path, *names, args=(), env=None, item=""):
         "DLNOTES_TEST_LOG": str(tmp_path / "log.txt"),
         **(env or {}),
     }
-    proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"),
-         "--rootdir", str(tmp_path), "-p", "no:cacheprovider", "-rA",
-         f"--junitxml={junit}", *args, *copies],
-        cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=300,
-    )
+    code, output = run_pytest(
+        ["-c", ROOT / "pyproject.toml", "--rootdir", tmp_path, "-p", "no:cacheprovider",
+         "-rA", f"--junitxml={junit}", *args, *copies], env=full_env)
     outcomes = {}
     if junit.exists():
         for case in ET.parse(junit).iter("testcase"):
@@ -55,7 +53,7 @@ def run_pages(tmp_path, *names, args=(), env=None, item=""):
             if len(names) > 1:  # blocks of different pages may share a name
                 key = f"{case.get('classname')}::{key}"
             outcomes[key] = (kinds[0] if kinds else "passed", detail)
-    return proc.returncode, proc.stdout + proc.stderr, outcomes
+    return code, output, outcomes
 
 
 def recorded(tmp_path, page):
@@ -177,88 +175,106 @@ def test_require_cuda_fails_at_start_without_a_gpu(tmp_path):
     assert not outcomes and not (tmp_path / "log.txt").exists()
 
 
-def test_stale_and_missing_outputs_fail_the_strict_build(tmp_path):
-    """Record a page, change one block, and build: the build names page and line."""
-    docs = tmp_path / "docs"
+SITE_PAGES = {
+    # a block changed after the run: its output and the next block's are stale
+    "page.md": "# Page\n\n```python\nx = 1\nprint(x)\n```\n\n"
+               "```python\nprint(x + 1)\n```\n",
+    # recorded on the CPU and (written below) on a GPU that printed something else
+    "speed.md": "# Speed\n\n```python\nprint('measured')\n```\n\n"
+                "```python\nprint('same everywhere')\n```\n",
+    # a cited value and a quotation; then the citation's format changes
+    "cited.md": "# Page\n\n```python\nloss = 2.4546123\n```\n\n"
+                "The loss is {{ loss:.3f }}; the lecture says "
+                "{{q 2.454 | makemore part 1 }}.\n",
+}
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """One test run of the site pages and three builds shared by the tests below: a
+    strict build of the fresh records, then, with page.md and cited.md changed, a
+    strict build (it fails) and a lenient one (as `mkdocs serve`)."""
+    tmp = tmp_path_factory.mktemp("site")
+    docs, outputs = tmp / "docs", tmp / "outputs"
     docs.mkdir()
-    page = docs / "page.md"
-    page.write_text(
-        "# Page\n\n```python\nx = 1\nprint(x)\n```\n\n```python\nprint(x + 1)\n```\n"
-    )
+    for name, text in SITE_PAGES.items():
+        (docs / name).write_text(text)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_MKDOCS_2_WARNING": "1",
-           "DLNOTES_OUTPUTS": str(tmp_path / "outputs")}
-    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                    "-c", str(ROOT / "pyproject.toml"),
-                    str(page)], cwd=ROOT, env=env, check=True, capture_output=True)
-    config = tmp_path / "mkdocs.yml"
+           "DLNOTES_OUTPUTS": str(outputs)}
+    code, out = run_pytest(["-q", "-p", "no:cacheprovider", "-c", ROOT / "pyproject.toml",
+                            "--rootdir", tmp, *sorted(docs.iterdir())], env=env)
+    assert code == 0, out
+    cpu = next((outputs / "cpu").rglob("speed.md.json"))
+    gpu = json.loads(cpu.read_text())
+    gpu["run"]["device"] = "NVIDIA H100 80GB HBM3"
+    first = min(gpu["blocks"].values(), key=lambda b: b["line"])
+    first["output"] = "measured on the GPU\n"
+    target = outputs / "cuda" / cpu.relative_to(outputs / "cpu")
+    target.parent.mkdir(parents=True)
+    target.write_text(json.dumps(gpu))
+    config = tmp / "mkdocs.yml"
     config.write_text(
-        f"site_name: t\ndocs_dir: {docs}\nsite_dir: {tmp_path / 'site'}\n"
+        f"site_name: t\ndocs_dir: {docs}\nsite_dir: {tmp / 'site'}\n"
         f"hooks: [{ROOT / 'tests/engine/mkdocs_hooks.py'}]\n"
-        "markdown_extensions: [pymdownx.superfences]\n"
-    )
+        "markdown_extensions: [pymdownx.superfences, "
+        "{pymdownx.tabbed: {alternate_style: true}}]\n")
 
     def build(*args):
-        return subprocess.run(
+        done = subprocess.run(
             [sys.executable, "-m", "mkdocs", "build", "-f", str(config), *args],
-            cwd=ROOT, env=env, capture_output=True, text=True,
-        )
+            cwd=ROOT, env=env, capture_output=True, text=True)
+        html = {name: (tmp / "site" / name[:-3] / "index.html").read_text()
+                for name in SITE_PAGES if done.returncode == 0}
+        return done, html
 
-    fresh = build("--strict")
+    built = {"fresh": build("--strict")}
+    (docs / "page.md").write_text(SITE_PAGES["page.md"].replace("x = 1", "x = 2"))
+    (docs / "cited.md").write_text(SITE_PAGES["cited.md"].replace("loss:.3f", "loss:.2f"))
+    built["stale"] = build("--strict")
+    built["lenient"] = build()
+    return built
+
+
+def test_stale_and_missing_outputs_fail_the_strict_build(site):
+    """Record a page, change one block, and build: the build names page and line."""
+    fresh, html = site["fresh"]
     assert fresh.returncode == 0, fresh.stderr
-    html = (tmp_path / "site" / "page" / "index.html").read_text()
-    assert "dl-output" in html and "2/2 blocks ran" in html
+    assert "dl-output" in html["page.md"] and "2/2 blocks ran" in html["page.md"]
 
-    page.write_text(page.read_text().replace("x = 1", "x = 2"))
-    stale = build("--strict")
+    stale, _ = site["stale"]
     assert stale.returncode != 0
     assert "page.md:3: recorded output is stale" in stale.stderr
     assert "page.md:8: recorded output is stale" in stale.stderr  # a later block, too
     assert "python3 tests/dev.py test" in stale.stderr
 
-    lenient = build()  # as in `mkdocs serve`: a placeholder says how to refresh
+    lenient, html = site["lenient"]  # as in `mkdocs serve`: a placeholder says how
     assert lenient.returncode == 0
-    html = (tmp_path / "site" / "page" / "index.html").read_text()
-    assert html.count("Output stale") == 2
+    assert html["page.md"].count("Output stale") == 2
 
 
-def test_gpu_outputs_show_beside_cpu_outputs_when_they_differ(tmp_path):
+def test_gpu_outputs_show_beside_cpu_outputs_when_they_differ(site):
     """A block whose GPU run printed something else gets CPU and GPU tabs."""
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    page = docs / "speed.md"
-    page.write_text("# Speed\n\n```python\nprint('measured')\n```\n\n"
-                    "```python\nprint('same everywhere')\n```\n")
-    outputs = tmp_path / "outputs"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_MKDOCS_2_WARNING": "1",
-           "DLNOTES_OUTPUTS": str(outputs)}
-    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                    "-c", str(ROOT / "pyproject.toml"), str(page)],
-                   cwd=ROOT, env=env, check=True, capture_output=True)
-    cpu = json.loads(next((outputs / "cpu").rglob("speed.md.json")).read_text())
-    gpu = json.loads(json.dumps(cpu))
-    gpu["run"]["device"] = "NVIDIA H100 80GB HBM3"
-    first = min(gpu["blocks"].values(), key=lambda b: b["line"])
-    first["output"] = "measured on the GPU\n"
-    target = outputs / "cuda" / next((outputs / "cpu").rglob("speed.md.json")).relative_to(
-        outputs / "cpu")
-    target.parent.mkdir(parents=True)
-    target.write_text(json.dumps(gpu))
-    config = tmp_path / "mkdocs.yml"
-    config.write_text(
-        f"site_name: t\ndocs_dir: {docs}\nsite_dir: {tmp_path / 'site'}\n"
-        f"hooks: [{ROOT / 'tests/engine/mkdocs_hooks.py'}]\n"
-        "markdown_extensions: [pymdownx.superfences, "
-        "{pymdownx.tabbed: {alternate_style: true}}]\n"
-    )
-    built = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config)],
-        cwd=ROOT, env=env, capture_output=True, text=True,
-    )
+    built, html = site["fresh"]
     assert built.returncode == 0, built.stderr
-    html = (tmp_path / "site" / "speed" / "index.html").read_text()
+    html = html["speed.md"]
     assert html.count("tabbed-set") == 1  # only the block whose outputs differ
     assert "GPU: NVIDIA H100 80GB HBM3" in html and "measured on the GPU" in html
     assert "2/2 blocks ran on NVIDIA H100 80GB HBM3" in html  # the GPU stamp
+
+
+def test_cited_values_render_and_a_stale_one_fails_the_strict_build(site):
+    fresh, html = site["fresh"]
+    assert fresh.returncode == 0, fresh.stderr
+    html = html["cited.md"]
+    assert 'class="dl-cite"' in html and ">2.455</span>" in html
+    assert "2.454<span class=\"dl-quote-source\"> (quoted: makemore part 1)" in html
+    assert "{{" not in html
+
+    stale, _ = site["stale"]
+    assert stale.returncode != 0
+    assert "cited.md:7: the cited value {{ loss:.2f }} is stale" in stale.stderr
+    _, html = site["lenient"]
+    assert "⟨loss:.2f: not recorded⟩" in html["cited.md"]
 
 
 def test_xdist_keeps_each_page_on_one_worker(tmp_path):
@@ -387,12 +403,15 @@ def test_a_page_cannot_leak_state_into_the_next(tmp_path):
 
 
 def test_a_page_that_writes_into_the_repository_fails(tmp_path):
-    leftover = ROOT / "dlnotes-engine-test-leftover.txt"
-    try:
-        code, out, outcomes = run_pages(
-            tmp_path, "leaves_file.md", env={"DLNOTES_TEST_LEFTOVER": str(leftover)})
-    finally:
-        leftover.unlink(missing_ok=True)
+    # a checkout of its own, so that no page running beside it (pytest-xdist) sees the
+    # file appear in the repository
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=checkout, check=True)
+    leftover = checkout / "dlnotes-engine-test-leftover.txt"
+    code, out, outcomes = run_pages(
+        tmp_path, "leaves_file.md", env={"DLNOTES_TEST_LEFTOVER": str(leftover),
+                                         "DLNOTES_REPOSITORY": str(checkout)})
     assert code == 1
     detail = _one_failure(outcomes)
     assert "leaves_file.md: the page left files in the repository" in detail
@@ -443,45 +462,6 @@ def test_a_snippets_module_the_page_uses_is_part_of_its_digest(tmp_path, monkeyp
     assert digest() == before  # a module the page does not use
     (tmp_path / "snippets" / "other.py").write_text("Y = 3\n")
     assert digest() != before  # imported by a module the page imports
-
-
-def test_cited_values_render_and_a_stale_one_fails_the_strict_build(tmp_path):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    page = docs / "page.md"
-    page.write_text("# Page\n\n```python\nloss = 2.4546123\n```\n\n"
-                    "The loss is {{ loss:.3f }}; the lecture says "
-                    "{{q 2.454 | makemore part 1 }}.\n")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_MKDOCS_2_WARNING": "1",
-           "DLNOTES_OUTPUTS": str(tmp_path / "outputs")}
-    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                    "-c", str(ROOT / "pyproject.toml"), str(page)],
-                   cwd=ROOT, env=env, check=True, capture_output=True)
-    config = tmp_path / "mkdocs.yml"
-    config.write_text(
-        f"site_name: t\ndocs_dir: {docs}\nsite_dir: {tmp_path / 'site'}\n"
-        f"hooks: [{ROOT / 'tests/engine/mkdocs_hooks.py'}]\n"
-        "markdown_extensions: [pymdownx.superfences]\n")
-
-    def build(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "mkdocs", "build", "-f", str(config), *args],
-            cwd=ROOT, env=env, capture_output=True, text=True)
-
-    fresh = build("--strict")
-    assert fresh.returncode == 0, fresh.stderr
-    html = (tmp_path / "site" / "page" / "index.html").read_text()
-    assert 'class="dl-cite"' in html and ">2.455</span>" in html
-    assert "2.454<span class=\"dl-quote-source\"> (quoted: makemore part 1)" in html
-    assert "{{" not in html
-
-    page.write_text(page.read_text().replace("loss:.3f", "loss:.2f"))
-    stale = build("--strict")
-    assert stale.returncode != 0
-    assert "page.md:7: the cited value {{ loss:.2f }} is stale" in stale.stderr
-    lenient = build()
-    assert "⟨loss:.2f: not recorded⟩" in (tmp_path / "site" / "page" /
-                                           "index.html").read_text()
 
 
 def test_retry_and_mdx_metadata_work_as_the_plugin_documents(tmp_path):

@@ -11,11 +11,7 @@ summary of every run, minor and moderate findings included, goes to build/axe-re
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
-import os
-import threading
 from pathlib import Path
 
 import pytest
@@ -26,7 +22,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SITE = ROOT / "site"
 AXE = ROOT / "build" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 REPORT = ROOT / "build" / "axe-report.json"
-CHROMIUM = os.environ.get("DLNOTES_CHROMIUM", "/usr/bin/chromium")
 FAILING = ("serious", "critical")
 SCHEMES = ("default", "slate")  # mkdocs.yml's two palettes: light and dark
 
@@ -39,53 +34,18 @@ def site_pages() -> list[str]:
     return paths or [""]
 
 
-# Minimal server and browser fixtures of this module's own. When tests/browser/conftest.py
-# provides shared session-scoped `server` and `browser` fixtures, these two can go: the
-# `axe_page` fixture below needs only a browser and the site's base URL.
 @pytest.fixture(scope="module")
-def site_url():
-    if not (SITE / "index.html").exists():
-        pytest.fail("site/ is not built: run `python3 tests/dev.py build` first")
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    handler = functools.partial(Quiet, directory=str(SITE))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_port}/"
-    httpd.shutdown()
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"no chromium at {CHROMIUM} (set DLNOTES_CHROMIUM)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        )
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
-def axe_page(chromium, site_url):
+def axe_page(browser, server):
     """One page object for every run; requests to other hosts are refused."""
     if not AXE.exists():
         pytest.fail(f"no {AXE.relative_to(ROOT)}: run `python3 tests/dev.py browser`, "
                     "which installs axe-core from tests/browser/axe/")
-    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(site_url)
+    page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(server)
                else r.abort())
     report: dict[str, dict] = {}
-    yield page, site_url, report
+    yield page, server, report
     context.close()
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")

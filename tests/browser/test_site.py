@@ -7,12 +7,9 @@ in build/screenshots/. Every request the pages make is checked: nothing may leav
 
 from __future__ import annotations
 
-import functools
-import http.server
-import os
-import threading
+import json
 from pathlib import Path
-from urllib.parse import urljoin, urlparse
+from urllib.parse import urljoin
 
 import pytest
 
@@ -21,83 +18,11 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
 SITE = ROOT / "site"
 SHOTS = ROOT / "build" / "screenshots"
-CHROMIUM = os.environ.get("DLNOTES_CHROMIUM", "/usr/bin/chromium")
 PROOF_PAGES = [
     "foundations/tensor-storage-and-view/",
     "foundations/cross-entropy/",
     "foundations/kaiming-init/",
 ]
-
-
-@pytest.fixture(scope="session")
-def server():
-    if not (SITE / "index.html").exists():
-        pytest.fail("site/ is not built: run `python3 tests/dev.py build` first")
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    handler = functools.partial(Quiet, directory=str(SITE))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}/"
-    httpd.shutdown()
-
-
-@pytest.fixture(scope="session")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"no chromium at {CHROMIUM} (set DLNOTES_CHROMIUM)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        )
-        yield browser
-        browser.close()
-
-
-class Visit:
-    """A page with its console errors and every outside request it tried."""
-
-    def __init__(self, browser, server, width=1280):
-        self.context = browser.new_context(viewport={"width": width, "height": 900})
-        self.page = self.context.new_page()
-        self.errors, self.outside = [], []
-        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        host = urlparse(server).netloc
-
-        def route(r):
-            if urlparse(r.request.url).netloc in (host, ""):
-                return r.continue_()
-            self.outside.append(r.request.url)
-            return r.abort()
-
-        self.page.route("**/*", route)
-
-    def check_clean(self):
-        assert not self.errors, f"console errors: {self.errors}"
-        assert not self.outside, f"requests to third-party hosts: {self.outside}"
-
-
-@pytest.fixture
-def visit(browser, server):
-    visits = []
-
-    def make(path="", width=1280):
-        v = Visit(browser, server, width)
-        v.page.goto(server + path, wait_until="networkidle")
-        visits.append(v)
-        return v
-
-    yield make
-    for v in visits:
-        v.context.close()
 
 
 def shot(page, name):
@@ -106,8 +31,8 @@ def shot(page, name):
 
 
 @pytest.mark.parametrize("path", PROOF_PAGES)
-def test_page_shows_outputs_figures_math_and_stamp(visit, path):
-    v = visit(path)
+def test_page_shows_outputs_figures_math_and_stamp(loaded, path):
+    v = loaded(path)
     page = v.page
     outputs = page.locator(".dl-output")
     assert outputs.count() > 0 and outputs.first.is_visible()
@@ -138,17 +63,38 @@ def test_page_shows_outputs_figures_math_and_stamp(visit, path):
      ("FlattenConsecutive", "own-torch-nn"), ("DistributedDataParallel", "ddp"),
      ("bigram", "bigram"), ("kaming", "kaiming-init"), ("attension", "attention")],
 )
-def test_search_finds_identifiers(visit, query, expected):
-    v = visit()
+def test_search_finds_identifiers(loaded, query, expected):
+    v = loaded()  # one page load for every query
     page = v.page
     box = page.locator("input.md-search__input")
     box.click()
+    box.fill("")  # the previous query's results go
+    page.locator(".md-search-result__item").first.wait_for(state="detached")
     box.type(query, delay=20)  # typed key by key, as a reader does
     first = page.locator(".md-search-result__item a").first
     first.wait_for(timeout=10_000)
     if expected:
         assert expected in first.get_attribute("href")
     shot(page, f"search-{query}")
+    v.check_clean()
+
+
+@pytest.mark.parametrize("query", ["manual_seed", "zero_grad", "cross_entropy"])
+def test_a_concept_page_comes_before_labs_that_use_an_identifier(loaded, query):
+    index = json.loads((SITE / "search" / "search_index.json").read_text())
+    in_labs = [d["location"] for d in index["docs"] if d["location"].startswith("labs/")
+               and query in d["text"]]
+    assert in_labs, f"no lab uses {query}: pick another identifier for this test"
+    v = loaded()
+    page = v.page
+    box = page.locator("input.md-search__input")
+    box.click()
+    box.fill("")
+    page.locator(".md-search-result__item").first.wait_for(state="detached")
+    box.type(query, delay=20)
+    first = page.locator(".md-search-result__item a").first
+    first.wait_for(timeout=10_000)
+    assert "/labs/" not in first.get_attribute("href"), first.get_attribute("href")
     v.check_clean()
 
 
@@ -175,19 +121,15 @@ def test_dark_mode_toggle_keeps_figures_legible(visit):
     v.check_clean()
 
 
-def test_copy_button_copies_the_block(browser, server):
-    context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
-    try:
-        page = context.new_page()
-        page.goto(server + "foundations/cross-entropy/", wait_until="networkidle")
-        block = page.locator("article .highlight").first
-        block.hover()
-        block.locator("button[data-md-type=copy]").click()
-        copied = page.evaluate("navigator.clipboard.readText()")
-        shown = block.locator("code").inner_text()
-        assert copied.strip() and copied.strip() == shown.strip()
-    finally:
-        context.close()
+def test_copy_button_copies_the_block(visit):
+    page = visit("foundations/cross-entropy/",
+                 permissions=["clipboard-read", "clipboard-write"]).page
+    block = page.locator("article .highlight").first
+    block.hover()
+    block.locator("button[data-md-type=copy]").click()
+    copied = page.evaluate("navigator.clipboard.readText()")
+    shown = block.locator("code").inner_text()
+    assert copied.strip() and copied.strip() == shown.strip()
 
 
 def test_phone_width(visit):
@@ -203,10 +145,10 @@ def test_phone_width(visit):
     v.check_clean()
 
 
-def test_download_notebook_link_serves_a_notebook(visit):
+def test_download_notebook_link_serves_a_notebook(loaded):
     import json
 
-    v = visit("foundations/cross-entropy/")
+    v = loaded("foundations/cross-entropy/")
     link = v.page.locator("a.dl-notebook").first
     assert link.get_attribute("download") is not None
     response = v.page.request.get(urljoin(v.page.url, link.get_attribute("href")))
@@ -225,10 +167,10 @@ LABS = sorted(p.stem for p in (ROOT / "docs" / "labs").glob("*.ipynb"))
 
 
 @pytest.mark.parametrize("name", LABS)
-def test_lab_shows_executed_outputs(visit, name):
+def test_lab_shows_executed_outputs(loaded, name):
     import json
 
-    v = visit(f"labs/{name}/")
+    v = loaded(f"labs/{name}/")
     page = v.page
     assert page.locator(".jp-OutputArea-output").count() > 0, "no cell outputs"
     assert "Executed on" in page.locator(".dl-stamp").first.inner_text()
@@ -252,57 +194,58 @@ def _record_figure(key, value):
     FIGURES.write_text(json.dumps(data, indent=1, sort_keys=True))
 
 
-def test_time_from_page_load_to_search_results(browser, server):
+def test_time_from_page_load_to_search_results(visit, server):
     """Measured, not asserted: printed by `tests/dev.py bench`."""
     import time
 
-    v = Visit(browser, server)
-    try:
-        v.page.goto(server, wait_until="load")
-        start = time.perf_counter()
-        box = v.page.locator("input.md-search__input")
-        box.click()
-        box.type("softmax")
-        v.page.locator(".md-search-result__item").first.wait_for(timeout=15_000)
-        elapsed = time.perf_counter() - start
-        _record_figure("search_results_after_load_ms", round(elapsed * 1000))
-        v.check_clean()
-    finally:
-        v.context.close()
+    v = visit(wait_until=None)
+    v.page.goto(server, wait_until="load")
+    start = time.perf_counter()
+    box = v.page.locator("input.md-search__input")
+    box.click()
+    box.type("softmax")
+    v.page.locator(".md-search-result__item").first.wait_for(timeout=15_000)
+    elapsed = time.perf_counter() - start
+    _record_figure("search_results_after_load_ms", round(elapsed * 1000))
+    v.check_clean()
 
 
-def test_page_weight_of_every_page(browser, server):
-    """Bytes transferred to load each page (HTML + assets, cold cache). Printed by bench."""
-    import statistics
+def test_every_page_loads_clean_and_its_weight_is_recorded(visit, server):
+    """Every page loads with a clean console and nothing from other hosts (one context:
+    the assets come from its cache after the first page). Each page's first-visit
+    weight, gzip-compressed as GitHub Pages serves it (tests/site_weights.py), is
+    recorded for `tests/dev.py bench`."""
+    from tests.site_weights import weights
 
-    htmls = sorted(SITE.rglob("index.html"))
-    weights = {}
-    for html in htmls:
+    v = visit(wait_until=None)
+    # every page would rebuild the search index in its worker (the search tests cover
+    # search): here it gets the index's own config with no documents
+    config = json.loads((SITE / "search" / "search_index.json").read_text())["config"]
+    v.page.route("**/search/search_index.json", lambda r: r.fulfill(
+        status=200, content_type="application/json",
+        body=json.dumps({"config": config, "docs": []})))
+    paths = []
+    for html in sorted(SITE.rglob("index.html")):
         path = html.parent.relative_to(SITE).as_posix()
-        path = "" if path == "." else path + "/"
-        v = Visit(browser, server)
-        try:
-            v.page.goto(server + path, wait_until="networkidle")
-            weights[path or "/"] = v.page.evaluate(
-                "() => performance.getEntriesByType('navigation')"
-                ".concat(performance.getEntriesByType('resource'))"
-                ".reduce((s, e) => s + (e.transferSize || 0), 0)"
-            )
-            v.check_clean()
-        finally:
-            v.context.close()
-    assert all(w > 0 for w in weights.values())
-    _record_figure("pages", len(weights))
-    _record_figure("median_page_weight_kb", round(statistics.median(weights.values()) / 1024, 1))
-    _record_figure("max_page_weight_kb", round(max(weights.values()) / 1024, 1))
+        paths.append("" if path == "." else path + "/")
+    for path in paths:
+        v.page.goto(server + path, wait_until="load")
+        assert v.page.locator("article").count() == 1, path
+        v.check_clean()
+    found = weights(SITE)
+    assert set(found["pages"]) == {p or "/" for p in paths}
+    assert all(w > 0 for w in found["pages"].values())
+    _record_figure("pages", len(found["pages"]))
+    _record_figure("median_first_visit_gz_kb", found["median_kb"])
+    _record_figure("max_first_visit_gz_kb", found["max_kb"])
     index = SITE / "search" / "search_index.json"
     _record_figure("search_index_kb", round(index.stat().st_size / 1024, 1))
 
 
-def test_prose_shows_cited_values_and_marked_quotations(visit):
+def test_prose_shows_cited_values_and_marked_quotations(loaded):
     """Numbers in sentences come from the recorded run (dl-cite) or are marked as
     quotations with their source (dl-quote); none is left as a placeholder."""
-    v = visit("makemore/bigram-counting/")
+    v = loaded("makemore/bigram-counting/")
     page = v.page
     cited = page.locator(".dl-cite")
     assert cited.count() >= 3

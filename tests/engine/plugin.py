@@ -89,6 +89,10 @@ def pytest_configure(config):
     if getattr(config.option, "dist", "no") == "load":
         # pytest-xdist: keep a page's blocks on one worker, so none runs twice
         config.option.dist = "loadfile"
+    if getattr(config.option, "dist", "no") == "loadgroup":
+        from .scheduling import register_timer
+
+        register_timer(config)  # each work unit's time, for the next run's order
     if config.getoption("require_cuda"):
         import torch
 
@@ -98,6 +102,17 @@ def pytest_configure(config):
                 f"(torch {torch.__version__}, built for CUDA {torch.version.cuda}); "
                 "refusing to test on the CPU instead"
             )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """pytest-xdist's --dist loadgroup, as tests/dev.py test runs it: pages, labs and
+    the tests sharing a module fixture each on one worker, longest first."""
+    if config.getoption("dist") != "loadgroup":
+        return None
+    from .scheduling import make_scheduler
+
+    return make_scheduler(config, log)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -438,6 +453,9 @@ class Page:
         if "torch._dynamo" in sys.modules:  # compiled graphs hold the page's globals
             sys.modules["torch"].compiler.reset()
         gc.collect()
+        # What survives is the process's own (modules, caches): later collections skip
+        # it, so releasing a page costs what the page made, not the whole heap's size
+        gc.freeze()
         if "torch" in sys.modules and sys.modules["torch"].cuda.is_initialized():
             sys.modules["torch"].cuda.empty_cache()
         return left
@@ -642,11 +660,14 @@ def _fresh_state() -> None:
 
 def _repository_files() -> set[str]:
     """Files in the repository that git would see (tracked-and-changed or untracked,
-    not ignored): a page that adds one has written into the repository."""
+    not ignored): a page that adds one has written into the repository.
+    DLNOTES_REPOSITORY names another checkout to watch (the engine's own test of this
+    check, so that it never writes into the repository other workers are watching)."""
     try:
         out = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=all", "-z"],
-            cwd=pages.ROOT, capture_output=True, text=True, check=True,
+            cwd=os.environ.get("DLNOTES_REPOSITORY", pages.ROOT),
+            capture_output=True, text=True, check=True,
         ).stdout
     except (OSError, subprocess.CalledProcessError):
         return set()

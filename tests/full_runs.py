@@ -1,0 +1,215 @@
+"""The full tier as independent runs, spread over the machine's cores.
+
+A snippets module declares its full tier in one of two ways:
+
+    full_tier()                          one run (the module's own `python -m snippets.X`)
+    full_tier_runs() -> {name: kwargs}   independent runs, JSON keyword arguments each;
+    full_tier_run(name, **kwargs) -> dict    one run, its results (JSON); one thread
+    full_tier_merge(runs, start) -> dict     {name: results} -> docs/results/X.json;
+                                             `start` is when the tier began (time.time())
+
+`python3 tests/dev.py full` runs every run of every module (or those named) as its own
+process with one thread (OMP_NUM_THREADS=1, torch.set_num_threads(1)), as many at once as
+there are cores; prints progress with an ETA; and keeps each finished run in
+build/full/results.json, so an interrupted tier resumes at the next unfinished run. A
+module's results are merged (full_tier_merge) when its last run finishes.
+
+    python -m tests.full_runs plan MODULE...            the runs, as JSON
+    python -m tests.full_runs run MODULE NAME KWARGS OUT one run into OUT
+    python -m tests.full_runs merge MODULE RESULTS       merge a module's finished runs
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# where finished runs are kept, and the package the modules live in (the tests of this
+# file point both elsewhere)
+STATE = Path(os.environ.get("DLNOTES_FULL_STATE", ROOT / "build" / "full"))
+PACKAGE = os.environ.get("DLNOTES_FULL_PACKAGE", "snippets")
+WHOLE = "full_tier"  # the one run of a module that has only full_tier()
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def plan(modules: list[str]) -> dict[str, dict[str, dict]]:
+    """{module: {run name: kwargs}}."""
+    found = {}
+    for name in modules:
+        module = importlib.import_module(f"{PACKAGE}.{name}")
+        runs = getattr(module, "full_tier_runs", None)
+        found[name] = runs() if runs else {WHOLE: {}}
+    return found
+
+
+def key(module: str, run: str, kwargs: dict) -> str:
+    spec = json.dumps(kwargs, sort_keys=True)
+    return f"{module}/{run}#{hashlib.sha256(spec.encode()).hexdigest()[:12]}"
+
+
+def _save(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def _load(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def run_one(module: str, run: str, kwargs: dict, out: Path) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    mod = importlib.import_module(f"{PACKAGE}.{module}")
+    result = mod.full_tier_run(run, **kwargs)
+    _save(out, {"result": result})
+
+
+def merge(module: str, results_file: Path) -> None:
+    mod = importlib.import_module(f"{PACKAGE}.{module}")
+    done = _load(results_file)
+    runs, start = {}, None
+    for k, entry in done.items():
+        if entry.get("module") == module:
+            runs[entry["run"]] = entry["result"]
+            start = min(start or entry["started"], entry["started"])
+    order = list(mod.full_tier_runs())
+    mod.full_tier_merge({n: runs[n] for n in order}, start=start or time.time())
+
+
+def _fmt(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def run_all(python: Path, modules: list[str], workers: int, fresh: bool = False,
+            say=print) -> int:
+    """Every run of every module, `workers` at a time; resumable. Returns 0 or 1."""
+    results_file = STATE / "results.json"
+    durations_file = STATE / "durations.json"  # seconds of past runs: for the ETA
+    if fresh:
+        results_file.unlink(missing_ok=True)
+    path = os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), str(ROOT)]))
+    env = {**os.environ, **ONE_THREAD, "PYTHONPATH": path}
+    planned = json.loads(subprocess.run(
+        [python, "-m", "tests.full_runs", "plan", *modules], cwd=ROOT, env=env,
+        check=True, capture_output=True, text=True).stdout.strip().split("\n")[-1])
+    done = _load(results_file)
+    durations = _load(durations_file)
+    todo = [(m, r, kw) for m, runs in planned.items() for r, kw in runs.items()
+            if key(m, r, kw) not in done]
+    skipped = sum(len(runs) for runs in planned.values()) - len(todo)
+    # the longest first (by past durations), so that the last ones are short
+    todo.sort(key=lambda t: -durations.get(f"{t[0]}/{t[1]}", 0.0))
+    say(f"dev: full tier: {len(todo)} run(s) to do on {workers} core(s)"
+        + (f", {skipped} already done (build/full/results.json)" if skipped else ""))
+    logs = STATE / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    running: dict[subprocess.Popen, tuple] = {}
+    failed: list[str] = []
+    tier_start = time.time()
+    finished = 0
+
+    def estimate(m, r):
+        known = durations.get(f"{m}/{r}")
+        if known is not None:
+            return known
+        mine = [v for k, v in durations.items() if k.startswith(f"{m}/")]
+        return sum(mine) / len(mine) if mine else 60.0
+
+    def maybe_merge(module):
+        runs = planned[module]
+        if WHOLE in runs:
+            return
+        current = _load(results_file)
+        if all(key(module, r, kw) in current for r, kw in runs.items()):
+            code = subprocess.run([python, "-m", "tests.full_runs", "merge", module,
+                                   results_file], cwd=ROOT, env=env).returncode
+            say(f"dev: merged {PACKAGE}.{module}"
+                if code == 0 else f"dev: merging {PACKAGE}.{module} failed")
+            if code:
+                failed.append(f"{module} (merge)")
+
+    for module in planned:  # modules whose runs were all done before
+        if not any(m == module for m, _, _ in todo) and skipped:
+            maybe_merge(module)
+
+    while todo or running:
+        while todo and len(running) < workers:
+            m, r, kw = todo.pop(0)
+            out = STATE / "runs" / f"{key(m, r, kw).replace('/', '--')}.json"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.unlink(missing_ok=True)
+            log = open(logs / f"{m}--{re.sub(r'[^A-Za-z0-9_.-]', '_', r)}.log", "w")
+            cmd = ([python, "-u", "-m", f"{PACKAGE}.{m}"] if r == WHOLE else
+                   [python, "-u", "-m", "tests.full_runs", "run", m, r, json.dumps(kw),
+                    out])
+            # a module with only full_tier() sets its own threads
+            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                    env=env if r != WHOLE else {**os.environ,
+                                                               "PYTHONPATH": path})
+            running[proc] = (m, r, kw, out, time.time(), log)
+            say(f"dev: started {m}/{r}")
+        time.sleep(0.5)
+        for proc in [p for p in running if p.poll() is not None]:
+            m, r, kw, out, started, log = running.pop(proc)
+            log.close()
+            seconds = time.time() - started
+            finished += 1
+            if proc.returncode or (r != WHOLE and not out.exists()):
+                failed.append(f"{m}/{r}")
+                say(f"dev: FAILED {m}/{r} after {seconds:.0f} s (log: "
+                    f"{log.name})")
+                continue
+            result = _load(out).get("result") if r != WHOLE else None
+            current = _load(results_file)
+            current[key(m, r, kw)] = {"module": m, "run": r, "kwargs": kw,
+                                      "result": result, "seconds": round(seconds, 1),
+                                      "started": started}
+            _save(results_file, current)
+            durations[f"{m}/{r}"] = round(seconds, 1)
+            _save(durations_file, durations)
+            left = sum(estimate(mm, rr) for mm, rr, _ in todo)
+            left += sum(max(estimate(mm, rr) - (time.time() - st), 0)
+                        for mm, rr, _, _, st, _ in running.values())
+            say(f"dev: [{finished}/{finished + len(todo) + len(running)}] {m}/{r} "
+                f"done in {seconds:.0f} s; elapsed {_fmt(time.time() - tier_start)}, "
+                f"ETA {_fmt(left / max(workers, 1))}")
+            maybe_merge(m)
+    say(f"dev: full tier done in {_fmt(time.time() - tier_start)}; "
+        f"{len(failed)} failed{': ' + ', '.join(failed) if failed else ''}")
+    return 1 if failed else 0
+
+
+def main(argv: list[str]) -> int:
+    what, *rest = argv
+    if what == "plan":
+        print(json.dumps(plan(rest)))
+    elif what == "run":
+        module, run, kwargs, out = rest
+        run_one(module, run, json.loads(kwargs), Path(out))
+    elif what == "merge":
+        module, results_file = rest
+        merge(module, Path(results_file))
+    else:
+        raise SystemExit(f"unknown: {what}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
