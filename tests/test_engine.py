@@ -282,7 +282,7 @@ def _lab(path: Path, *sources: str) -> Path:
 
 @pytest.mark.slow
 def test_a_lab_runs_and_keeps_its_executed_copy(tmp_path):
-    from tests.engine import notebooks
+    from tests.engine import labs
 
     lab = _lab(tmp_path / "labs" / "good.ipynb", "x = 6 * 7", "print(x)")
     code, out, _ = run_pages(tmp_path, lab)
@@ -293,7 +293,7 @@ def test_a_lab_runs_and_keeps_its_executed_copy(tmp_path):
     nb = nbformat.read(done, as_version=4)
     assert nb.cells[2].outputs[0]["text"] == "42\n"
     assert nb.cells[1].execution_count == 1  # the set-up cell is not shown
-    assert nb.metadata["dlnotes"]["source_sha256"] == notebooks.source_sha256(lab)
+    assert nb.metadata["dlnotes"]["source_sha256"] == labs.source_sha256(lab)
     assert not nbformat.read(lab, as_version=4).cells[2].get("outputs")  # source intact
 
 

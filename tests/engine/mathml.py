@@ -1,6 +1,6 @@
 """Math to MathML at build time (latex2mathml): no JavaScript, no CDN.
 
-The one place LaTeX becomes MathML, for pages (render.py) and labs (notebooks.py).
+The one place LaTeX becomes MathML, for pages (render.py) and labs (labs.py).
 """
 
 from __future__ import annotations
