@@ -36,10 +36,6 @@ from tests.engine import catalogue, pages, records  # noqa: E402
 ROOT = pages.ROOT
 SNIPPETS_ENV = "DLNOTES_SNIPPETS_URL"  # where a notebook fetches snippets from
 RESULTS_ENV = "DLNOTES_RESULTS_URL"  # where it fetches full-tier results from
-_OPENER = re.compile(
-    r'^(?P<indent> *)(?:!!!|\?\?\?\+?|===!?\+?) *(?P<kind>\w+)?(?: +"(?P<title>[^"]*)")?'
-    r"|^(?P<tindent> *)===!?\+? +\"(?P<tab>[^\"]*)\""
-)
 
 
 # ---------------------------------------------------------------- page -> notebook
@@ -93,9 +89,9 @@ def _flat_prose(text: str) -> list[str]:
     """The page's lines with containers dedented and their openers as bold titles."""
     flat = pages.flatten_containers(text).split("\n")
     for i, line in enumerate(text.split("\n")):
-        m = _OPENER.match(line)
-        if m and line.strip()[:3] in ("!!!", "???", "===") and not flat[i].strip():
-            title = m["title"] or m["tab"] or (m["kind"] or "").capitalize()
+        opener = pages.container_opener(line)
+        if opener and not flat[i].strip():  # not inside a fence: flattening blanked it
+            title = opener.heading
             flat[i] = f"**{title}**" if title else ""
     return flat
 
@@ -155,17 +151,15 @@ def page_notebook(path: Path, site_url: str) -> nbformat.NotebookNode:
     return nb
 
 
-_SOLUTION_OPENER = re.compile(r'^(?P<indent> *)\?\?\?\+? +\w+ +"Solution')
-
-
 def _solution_lines(text: str) -> set[int]:
     """Line numbers (1-based) inside collapsed `??? ... "Solution..."` blocks."""
     lines, inside = text.split("\n"), set()
     for i, line in enumerate(lines):
-        m = _SOLUTION_OPENER.match(line)
-        if not m:
+        opener = pages.container_opener(line)
+        if not (opener and opener.kind == "details"
+                and (opener.title or "").startswith("Solution")):
             continue
-        indent = len(m["indent"]) + 4
+        indent = opener.indent + 4
         for j in range(i + 1, len(lines)):
             if lines[j].strip() and len(lines[j]) - len(lines[j].lstrip()) < indent:
                 break

@@ -31,7 +31,12 @@ from markdown_it import MarkdownIt
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON_LANGS = ("python", "py", "python3")
-_CONTAINER = re.compile(r'^(?P<indent> *)(?:(?:!!!|\?\?\?\+?) +\w|===!?\+? +")')
+# Container openers: `!!! TYPE ["TITLE"]`, `??? TYPE ["TITLE"]` (`???+` open) and
+# `=== "TITLE"` (`===!`, `===+`). container_opener() is the one reader of this syntax.
+_OPENER = re.compile(
+    r'^(?P<indent> *)(?:(?P<marker>!!!|\?\?\?\+?) +(?P<type>\w+)|(?P<tab>===!?\+?)(?= +"))'
+    r'(?: +"(?P<title>[^"]*)")?'
+)
 _FENCE = re.compile(r"^(?P<indent> *)(?P<marker>`{3,}|~{3,})(?P<info>.*)$")
 
 
@@ -71,6 +76,38 @@ class Block:
                       if o.startswith(prefix + ":"))
 
 
+@dataclasses.dataclass(frozen=True)
+class Opener:
+    """The first line of an admonition, a collapsible details block or a content tab."""
+
+    indent: int  # columns before the marker; the body is indented by indent + 4
+    kind: str  # "admonition" (!!!), "details" (??? or ???+) or "tab" (===)
+    marker: str  # as written: "!!!", "???", "???+", "===", "===!", "===+", "===!+"
+    type: str  # the admonition's type ("note", "success", ...); "" for a tab
+    title: str | None  # the quoted title; None where there is none
+
+    @property
+    def folded(self) -> bool:
+        """Details that start closed (`???`, not `???+`)."""
+        return self.marker == "???"
+
+    @property
+    def heading(self) -> str:
+        """The title a reader sees: the quoted one, else the type capitalised."""
+        return self.title or self.type.capitalize()
+
+
+def container_opener(line: str) -> Opener | None:
+    """The container this line opens, or None if it opens none."""
+    m = _OPENER.match(line)
+    if m is None:
+        return None
+    marker = m["marker"] or m["tab"]
+    kind = {"!": "admonition", "?": "details", "=": "tab"}[marker[0]]
+    return Opener(indent=len(m["indent"]), kind=kind, marker=marker,
+                  type=m["type"] or "", title=m["title"])
+
+
 def _rel(path: Path) -> str:
     try:
         return Path(path).resolve().relative_to(ROOT).as_posix()
@@ -90,9 +127,9 @@ def flatten_containers(text: str) -> str:
             if fence:  # skip a fenced block whole: its text is code, not Markdown
                 i = _fence_end(lines, i, fence) + 1
                 continue
-            m = _CONTAINER.match(lines[i])
-            if m:
-                k = len(m["indent"])
+            opener = container_opener(lines[i])
+            if opener:
+                k = opener.indent
                 lines[i] = ""
                 j = i + 1
                 while j < len(lines) and (
