@@ -75,10 +75,7 @@ def test_a_fence_the_parser_cannot_see_is_caught(tmp_path):
 def front_matter(page: Path) -> dict:
     import yaml
 
-    text = page.read_text("utf8")
-    if not text.startswith("---\n"):
-        return {}
-    return yaml.safe_load(text[4 : text.index("\n---", 4)]) or {}
+    return yaml.safe_load(pages.split_front_matter(page.read_text("utf8"))[0]) or {}
 
 
 CONTENT = [p for p in DOCS if p.name != "abbreviations.md"]

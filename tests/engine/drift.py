@@ -278,10 +278,9 @@ def _stamp(run: dict) -> dict:
 def prints_report(page: Path) -> bool:
     """A page whose front matter says `drift_report: true` prints the drift report
     (docs/versions.md): its outputs follow the report, not torch, so it is left out."""
-    text = Path(page).read_text("utf8")
-    if not text.startswith("---\n") or "\n---" not in text[3:]:
-        return False
-    front = text[4 : text.index("\n---", 3)]
+    from . import pages
+
+    front = pages.split_front_matter(Path(page).read_text("utf8"))[0]
     return bool(re.search(r"(?m)^drift_report:\s*true\s*$", front))
 
 

@@ -107,9 +107,7 @@ def page_notebook(path: Path, site_url: str) -> nbformat.NotebookNode:
     lines = records.render_citations(_flat_prose(text), pages.read_citations(path, text),
                                      records.load(path, "cpu"), html=False)
     lines = catalogue.expand_cross_links(lines, path)  # the Builds on / Leads to lines
-    start = 0
-    if lines and lines[0].strip() == "---":  # front matter
-        start = lines.index("---", 1) + 1
+    start = pages.front_matter_lines(text)
     blocks = pages.read_page(path)
     cells = []
     sources = []

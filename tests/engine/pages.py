@@ -38,6 +38,8 @@ _OPENER = re.compile(
     r'(?: +"(?P<title>[^"]*)")?'
 )
 _FENCE = re.compile(r"^(?P<indent> *)(?P<marker>`{3,}|~{3,})(?P<info>.*)$")
+# Front matter: YAML between a first line `---` and the next line `---`.
+_FRONT = re.compile(r"\A---\s*\n(.*?\n)---\s*(?:\n|\Z)", re.S)
 
 
 class PageError(Exception):
@@ -106,6 +108,22 @@ def container_opener(line: str) -> Opener | None:
     kind = {"!": "admonition", "?": "details", "=": "tab"}[marker[0]]
     return Opener(indent=len(m["indent"]), kind=kind, marker=marker,
                   type=m["type"] or "", title=m["title"])
+
+
+def split_front_matter(text: str) -> tuple[str, str]:
+    """(the front matter's YAML, the page below it); ("", text) where there is none.
+
+    The one reader of front matter: the build, the catalogue, the page notebooks and the
+    checks all split a page here.
+    """
+    m = _FRONT.match(text)
+    return (m[1], text[m.end():]) if m else ("", text)
+
+
+def front_matter_lines(text: str) -> int:
+    """How many of the page's first lines its front matter takes (0 where none)."""
+    m = _FRONT.match(text)
+    return m[0].count("\n") + (not m[0].endswith("\n")) if m else 0
 
 
 def _rel(path: Path) -> str:
@@ -577,9 +595,8 @@ def bare_numbers(path: Path | str, text: str | None = None) -> list[str]:
     if text is None:
         text = path.read_text("utf8")
     lines = prose_lines(text)
-    if lines and lines[0].strip() == "---":  # front matter
-        end = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), 0)
-        lines[: end + 1] = [""] * (end + 1)
+    front = front_matter_lines(text)
+    lines[:front] = [""] * front
     found, skipping = [], False
     for n, line in enumerate(lines, 1):
         heading = re.match(r"#{1,6}\s+(.*)", line)
