@@ -163,24 +163,6 @@ _THIRD_PARTY = re.compile(
 )
 
 
-_SKIP = re.compile(r"(<(pre|code|script|style|svg)\b.*?</\2>)", re.S)
-_TEX = re.compile(r"\$\$(.+?)\$\$|(?<![\\$])\$([^$\n]+?)\$", re.S)
-
-
-def _math(content: str, rel: str) -> str:
-    """$...$ and $$...$$ in a lab's Markdown cells to MathML (no MathJax, no CDN)."""
-    def one(m):
-        return mathml.to_mathml(m[1] or m[2], bool(m[1]), f"docs/{rel}") or m[0]
-
-    parts = _SKIP.split(content)
-    out = []
-    for i in range(0, len(parts), 3):  # prose, skipped element, its tag name
-        out.append(_TEX.sub(one, parts[i]))
-        if i + 1 < len(parts):
-            out.append(parts[i + 1])
-    return "".join(out)
-
-
 _HREF = re.compile(r'href="(?![a-z]+:|#|/)([^"#]+\.md)(#[^"]*)?"')
 
 
@@ -206,7 +188,8 @@ def on_page_content(content, page, config, files):
     meta = _labs.get(page.file.src_uri)
     if meta is None:
         return content
-    content = _math(_THIRD_PARTY.sub("", content), page.file.src_uri)
+    content = mathml.dollars_to_mathml(_THIRD_PARTY.sub("", content),
+                                       f"docs/{page.file.src_uri}")
     content = _md_links(content, page, files)
     name = posixpath.basename(page.file.src_uri)
     if "source_sha256" in meta:
