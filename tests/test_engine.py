@@ -696,11 +696,11 @@ def test_aligned_math_renders_as_a_table_of_rows(caplog):
     assert "literal '&'" in caplog.text
 
 
-def test_the_readme_layout_names_every_engine_module_and_helper():
-    """One concern a module, one helper a shared job: the README's Layout names them."""
+def test_the_readme_layout_names_every_engine_module_and_shared_function():
+    """One concern a module, one place a shared job: the README's Layout names them."""
     layout = (ROOT / "README.md").read_text("utf8").split("## Layout", 1)[1]
     engine = sorted(p.name for p in (ROOT / "tests" / "engine").glob("*.py"))
     missing = [name for name in engine if name != "__init__.py" and name not in layout]
     assert not missing, f"README Layout does not name {missing}"
-    for helper in ("container_opener", "split_front_matter"):
-        assert helper in layout and hasattr(pages, helper), helper
+    for name in ("container_opener", "split_front_matter"):
+        assert name in layout and hasattr(pages, name), name
