@@ -221,10 +221,10 @@ def cmd_zensical(ns) -> int:
 
 
 # The pages and labs whose recorded output / executed copy the build would not show:
-# the engine's own staleness rules (records.stale_pages, notebooks.stale_labs).
+# the engine's own staleness rules (records.stale_pages, labs.stale_labs).
 STALE_QUERY = (
     "import json; from tests.engine.records import stale_pages; "
-    "from tests.engine.notebooks import stale_labs; "
+    "from tests.engine.labs import stale_labs; "
     "print(json.dumps([stale_pages(), stale_labs()]))"
 )
 

@@ -20,7 +20,7 @@ import nbformat
 import pytest
 import yaml
 
-from tests.engine import notebooks
+from tests.engine import labs
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT / "tests" / "dev.py"
@@ -249,37 +249,37 @@ def _executed_copy(lab: Path, sha: str) -> None:
     """An executed copy of `lab` stamped as run from cells whose digest is `sha`."""
     nb = nbformat.read(lab, as_version=4)
     nb.metadata["dlnotes"] = {"source_sha256": sha}
-    path = notebooks.executed_path(lab, "cpu")
+    path = labs.executed_path(lab, "cpu")
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
 
 
 def test_stale_labs_follow_the_executed_copy(outputs):
-    labs = notebooks.labs()
-    assert labs, "no docs/labs/*.ipynb"
-    rels = [lab.relative_to(ROOT).as_posix() for lab in labs]
-    assert notebooks.lab_state(labs[0]) == ("missing", {})
-    assert notebooks.stale_labs() == rels
-    _executed_copy(labs[0], notebooks.source_sha256(labs[0]))
-    assert notebooks.lab_state(labs[0])[0] == "current"
-    assert notebooks.stale_labs() == rels[1:]
-    _executed_copy(labs[0], "0" * 64)  # executed from cells that have changed since
-    assert notebooks.lab_state(labs[0])[0] == "stale"
-    assert notebooks.stale_labs() == rels
+    found = labs.labs()
+    assert found, "no docs/labs/*.ipynb"
+    rels = [lab.relative_to(ROOT).as_posix() for lab in found]
+    assert labs.lab_state(found[0]) == ("missing", {})
+    assert labs.stale_labs() == rels
+    _executed_copy(found[0], labs.source_sha256(found[0]))
+    assert labs.lab_state(found[0])[0] == "current"
+    assert labs.stale_labs() == rels[1:]
+    _executed_copy(found[0], "0" * 64)  # executed from cells that have changed since
+    assert labs.lab_state(found[0])[0] == "stale"
+    assert labs.stale_labs() == rels
 
 
 @pytest.mark.skipif(not VENV_PYTHON.exists(), reason="serve's plan is read in .venv")
 def test_serve_runs_stale_labs_before_serving(outputs):
-    labs = notebooks.labs()
-    _executed_copy(labs[0], notebooks.source_sha256(labs[0]))  # current: not re-run
+    found = labs.labs()
+    _executed_copy(found[0], labs.source_sha256(found[0]))  # current: not re-run
     done = dev("--dry-run", "serve", env={"DLNOTES_OUTPUTS": str(outputs)})
     assert done.returncode == 0, done.stderr
     plan = planned(done.stdout)
     assert plan[-1].endswith("mkdocs serve")
     record = shlex.split(next(line for line in plan if " -m pytest " in line))
-    for lab in labs[1:]:
+    for lab in found[1:]:
         assert lab.relative_to(ROOT).as_posix() in record
-    assert labs[0].relative_to(ROOT).as_posix() not in record
+    assert found[0].relative_to(ROOT).as_posix() not in record
     assert "docs/foundations/cross-entropy.md" in record  # no recorded outputs either
     assert not outputs.joinpath("cpu", "docs", "foundations").exists()  # nothing ran
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests.engine import drift, notebooks, pages, records
+from tests.engine import drift, labs, pages, records
 from tests.pytest_runs import run_pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -264,7 +264,7 @@ def _executed(lab: Path, base: Path, texts: list[str], torch: str) -> None:
     nb = nbformat.read(lab, as_version=4)
     for cell, text in zip(nb.cells, texts):
         cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)]
-    nb.metadata["dlnotes"] = {"source_sha256": notebooks.source_sha256(lab),
+    nb.metadata["dlnotes"] = {"source_sha256": labs.source_sha256(lab),
                               "torch": torch, "date": "2026-01-01"}
     path = base / "cpu" / pages._rel(lab).lstrip("/")
     path.parent.mkdir(parents=True, exist_ok=True)

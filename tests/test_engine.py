@@ -298,7 +298,7 @@ def _lab(path: Path, *sources: str) -> Path:
 
 @pytest.mark.slow
 def test_a_lab_runs_and_keeps_its_executed_copy(tmp_path):
-    from tests.engine import notebooks
+    from tests.engine import labs
 
     lab = _lab(tmp_path / "labs" / "good.ipynb", "x = 6 * 7", "print(x)")
     code, out, _ = run_pages(tmp_path, lab)
@@ -309,7 +309,7 @@ def test_a_lab_runs_and_keeps_its_executed_copy(tmp_path):
     nb = nbformat.read(done, as_version=4)
     assert nb.cells[2].outputs[0]["text"] == "42\n"
     assert nb.cells[1].execution_count == 1  # the set-up cell is not shown
-    assert nb.metadata["dlnotes"]["source_sha256"] == notebooks.source_sha256(lab)
+    assert nb.metadata["dlnotes"]["source_sha256"] == labs.source_sha256(lab)
     assert not nbformat.read(lab, as_version=4).cells[2].get("outputs")  # source intact
 
 
@@ -674,3 +674,13 @@ def test_aligned_math_renders_as_a_table_of_rows(caplog):
         r'<div class="arithmatex">\[\begin{gathered} a &= b \end{gathered}\]</div>',
         "x.md")
     assert "literal '&'" in caplog.text
+
+
+def test_the_readme_layout_names_every_engine_module_and_shared_function():
+    """One concern a module, one place a shared job: the README's Layout names them."""
+    layout = (ROOT / "README.md").read_text("utf8").split("## Layout", 1)[1]
+    engine = sorted(p.name for p in (ROOT / "tests" / "engine").glob("*.py"))
+    missing = [name for name in engine if name != "__init__.py" and name not in layout]
+    assert not missing, f"README Layout does not name {missing}"
+    for name in ("container_opener", "split_front_matter"):
+        assert name in layout and hasattr(pages, name), name

@@ -86,17 +86,19 @@ def test_notebook_mirrors_the_page(tmp_path):
         "---\ndescription: x\n---\n\n# Title\n\nIntro.\n\n"
         "```python\nfrom snippets.data import names\nx = 1\n```\n\n"
         '!!! note "Why"\n\n    Inside a note.\n\n    ```python\n    y = x + 1\n    ```\n\n'
-        "```{.python notest}\nnot run\n```\n\nThe end.\n"
+        "```{.python notest}\nnot run\n```\n\n"
+        '=== "First"\n\n    ```python\n    z = 2\n    ```\n\nThe end.\n'
     )
     nb = notebooks.page_notebook(page, SITE)
     kinds = [c.cell_type for c in nb.cells]
     assert kinds == ["code", "markdown", "code", "markdown", "code", "markdown",
-                     "markdown"]
+                     "markdown", "code", "markdown"]
     assert "data.py" in nb.cells[0].source and SITE in nb.cells[0].source
     assert nb.cells[2].source == "from snippets.data import names\nx = 1"
     assert nb.cells[3].source == "**Why**\n\nInside a note."
     assert nb.cells[4].source == "y = x + 1"  # dedented out of the admonition
     assert nb.cells[5].source == "```python\nnot run\n```"
+    assert nb.cells[6].source == "**First**"  # a tab's title, kept as a bold line
     assert "description" not in nb.cells[1].source  # front matter dropped
 
 

@@ -47,6 +47,22 @@ def test_the_line_scan_finds_fences_in_every_container():
     assert scanned == [b.line for b in pages.read_page(ROOT / "tests/pages/containers.md")]
 
 
+def test_container_openers_are_read_in_one_place():
+    """Admonitions, details and tabs: the one reader every part of the engine uses."""
+    o = pages.container_opener('  !!! note "Why"')
+    assert (o.indent, o.kind, o.marker, o.type, o.title) == (2, "admonition", "!!!",
+                                                              "note", "Why")
+    o = pages.container_opener("??? question")
+    assert (o.kind, o.folded, o.title, o.heading) == ("details", True, None, "Question")
+    o = pages.container_opener('???+ success "Solution"')
+    assert (o.kind, o.folded, o.type, o.heading) == ("details", False, "success",
+                                                      "Solution")
+    o = pages.container_opener('===! "By hand"')
+    assert (o.kind, o.marker, o.type, o.heading) == ("tab", "===!", "", "By hand")
+    for line in ("!!!", "=== tab", '==="x"', "Some !!! note", "!!!note", "    x = 1"):
+        assert pages.container_opener(line) is None, line
+
+
 def test_a_fence_the_parser_cannot_see_is_caught(tmp_path):
     """A fence indented under a paragraph is code text to Markdown, not a fence."""
     page = tmp_path / "hidden.md"
@@ -59,10 +75,7 @@ def test_a_fence_the_parser_cannot_see_is_caught(tmp_path):
 def front_matter(page: Path) -> dict:
     import yaml
 
-    text = page.read_text("utf8")
-    if not text.startswith("---\n"):
-        return {}
-    return yaml.safe_load(text[4 : text.index("\n---", 4)]) or {}
+    return yaml.safe_load(pages.split_front_matter(page.read_text("utf8"))[0]) or {}
 
 
 CONTENT = [p for p in DOCS if p.name != "abbreviations.md"]
@@ -301,13 +314,13 @@ def test_the_number_check_tells_typed_from_cited_and_quoted(tmp_path):
 def test_concept_pages_end_with_exercises_and_folded_solutions(page):
     """2-4 exercises, each solution folded (`??? success "Solution"`) and run by the
     suite like any block."""
-    import re
-
     text = page.read_text("utf8")
     rel = page.relative_to(ROOT).as_posix()
     assert text.count("\n## Exercises\n") == 1, f"{rel}: needs one `## Exercises` section"
     exercises = text.split("\n## Exercises\n", 1)[1].split("\n## ", 1)[0]
-    solutions = re.findall(r'^ *\?\?\? success "Solution', exercises, re.M)
+    openers = [pages.container_opener(line) for line in exercises.split("\n")]
+    solutions = [o for o in openers if o and o.folded and o.type == "success"
+                 and (o.title or "").startswith("Solution")]
     assert 2 <= len(solutions) <= 4 or "questionnaire" in rel, (
         f"{rel}: {len(solutions)} folded solutions; give 2-4 exercises")
     runs = [b for b in pages.read_page(page) if b.runs and b.line > text.split(

@@ -43,6 +43,8 @@ import yaml
 from markdown.extensions import Extension
 from markdown.preprocessors import Preprocessor
 
+from . import pages
+
 ROOT = Path(__file__).resolve().parents[2]
 TIERS = ("core", "optional", "advanced")
 REQUIRED = ("order", "part", "tier", "path_note", "builds_on")
@@ -94,12 +96,9 @@ class Entry:
 
 def _front_matter(text: str) -> tuple[dict, dict[str, int], dict[str, list[int]]]:
     """Front matter as data, the line of each key, and the line of each list item."""
-    if not text.startswith("---\n"):
+    source = pages.split_front_matter(text)[0]
+    if not source:
         return {}, {}, {}
-    end = text.find("\n---", 4)
-    if end < 0:
-        return {}, {}, {}
-    source = text[4:end]
     data = yaml.safe_load(source) or {}
     node = yaml.compose(source)
     lines, items = {}, {}
@@ -112,8 +111,7 @@ def _front_matter(text: str) -> tuple[dict, dict[str, int], dict[str, list[int]]
 
 
 def _title(text: str) -> str:
-    if text.startswith("---\n") and "\n---" in text[4:]:
-        text = text[text.index("\n---", 4) + 4:]  # comments in front matter are no title
+    text = pages.split_front_matter(text)[1]  # comments in front matter are no title
     m = re.search(r"^# (.+?)\s*$", text, re.M)
     return m[1] if m else ""
 
@@ -285,8 +283,6 @@ class Catalogue:
         return self._stats
 
     def _count(self) -> dict:
-        from tests.engine import pages
-
         words = blocks = 0
         for e in self.entries.values():
             if e.is_lab:
@@ -299,10 +295,7 @@ class Catalogue:
                         blocks += 1
             else:
                 text = e.path.read_text("utf8")
-                lines = pages.prose_lines(text)
-                if lines and lines[0].strip() == "---":
-                    end = next(i for i in range(1, len(lines)) if lines[i].strip() == "---")
-                    lines = lines[end + 1:]
+                lines = pages.prose_lines(text)[pages.front_matter_lines(text):]
                 words += sum(len(_WORD.findall(line)) for line in lines)
                 blocks += sum(1 for b in pages.read_page(e.path) if b.runs)
         labs = sum(e.is_lab for e in self.entries.values())

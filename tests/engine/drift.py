@@ -278,10 +278,9 @@ def _stamp(run: dict) -> dict:
 def prints_report(page: Path) -> bool:
     """A page whose front matter says `drift_report: true` prints the drift report
     (docs/versions.md): its outputs follow the report, not torch, so it is left out."""
-    text = Path(page).read_text("utf8")
-    if not text.startswith("---\n") or "\n---" not in text[3:]:
-        return False
-    front = text[4 : text.index("\n---", 3)]
+    from . import pages
+
+    front = pages.split_front_matter(Path(page).read_text("utf8"))[0]
     return bool(re.search(r"(?m)^drift_report:\s*true\s*$", front))
 
 
@@ -372,10 +371,11 @@ def compare_lab(lab: Path, old_base: Path, new_base: Path, *, old_kind: str = "c
                 rel: float = DEFAULT_REL, abs_: float = DEFAULT_ABS,
                 again_base: Path | None = None) -> dict:
     """A lab's code cells compared through the executed copies of two runs."""
-    from . import notebooks, pages
+    from . import pages
+    from .labs import source_sha256
 
     rel_path = pages._rel(lab)
-    current = notebooks.source_sha256(lab)
+    current = source_sha256(lab)
     old_path = Path(old_base) / old_kind / rel_path.lstrip("/")
     new_path = Path(new_base) / new_kind / rel_path.lstrip("/")
     old_cells, old_meta = _lab_cells(old_path) if old_path.exists() else ([], {})
@@ -426,14 +426,15 @@ def compare_runs(old_base: Path, new_base: Path, *, old_kind: str = "cpu",
     the engine's tests that failed in run two. `again_base` and `again_junit` are a
     second run of run one's torch (of what changed or failed): blocks that differ
     there too vary run to run, tests that fail there too fail with either torch."""
-    from . import notebooks, pages
+    from . import pages
+    from .labs import labs as all_labs
 
     junit = read_junit(junit_path)
     docs = pages.ROOT / "docs"
     if page_paths is None:
         page_paths = [p for p in sorted(docs.rglob("*.md")) if not prints_report(p)]
     if labs is None:
-        labs = notebooks.labs()
+        labs = all_labs()
     kw = dict(old_kind=old_kind, new_kind=new_kind, junit=junit, rel=rel, abs_=abs_,
               again_base=again_base)
     entries = [e for p in page_paths if (e := compare_page(p, old_base, new_base, **kw))]

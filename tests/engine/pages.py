@@ -31,8 +31,15 @@ from markdown_it import MarkdownIt
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON_LANGS = ("python", "py", "python3")
-_CONTAINER = re.compile(r'^(?P<indent> *)(?:(?:!!!|\?\?\?\+?) +\w|===!?\+? +")')
+# Container openers: `!!! TYPE ["TITLE"]`, `??? TYPE ["TITLE"]` (`???+` open) and
+# `=== "TITLE"` (`===!`, `===+`). container_opener() is the one reader of this syntax.
+_OPENER = re.compile(
+    r'^(?P<indent> *)(?:(?P<marker>!!!|\?\?\?\+?) +(?P<type>\w+)|(?P<tab>===!?\+?)(?= +"))'
+    r'(?: +"(?P<title>[^"]*)")?'
+)
 _FENCE = re.compile(r"^(?P<indent> *)(?P<marker>`{3,}|~{3,})(?P<info>.*)$")
+# Front matter: YAML between a first line `---` and the next line `---`.
+_FRONT = re.compile(r"\A---\s*\n(.*?\n)---\s*(?:\n|\Z)", re.S)
 
 
 class PageError(Exception):
@@ -71,6 +78,54 @@ class Block:
                       if o.startswith(prefix + ":"))
 
 
+@dataclasses.dataclass(frozen=True)
+class Opener:
+    """The first line of an admonition, a collapsible details block or a content tab."""
+
+    indent: int  # columns before the marker; the body is indented by indent + 4
+    kind: str  # "admonition" (!!!), "details" (??? or ???+) or "tab" (===)
+    marker: str  # as written: "!!!", "???", "???+", "===", "===!", "===+", "===!+"
+    type: str  # the admonition's type ("note", "success", ...); "" for a tab
+    title: str | None  # the quoted title; None where there is none
+
+    @property
+    def folded(self) -> bool:
+        """Details that start closed (`???`, not `???+`)."""
+        return self.marker == "???"
+
+    @property
+    def heading(self) -> str:
+        """The title a reader sees: the quoted one, else the type capitalised."""
+        return self.title or self.type.capitalize()
+
+
+def container_opener(line: str) -> Opener | None:
+    """The container this line opens, or None if it opens none."""
+    m = _OPENER.match(line)
+    if m is None:
+        return None
+    marker = m["marker"] or m["tab"]
+    kind = {"!": "admonition", "?": "details", "=": "tab"}[marker[0]]
+    return Opener(indent=len(m["indent"]), kind=kind, marker=marker,
+                  type=m["type"] or "", title=m["title"])
+
+
+def split_front_matter(text: str) -> tuple[str, str]:
+    """(the front matter's YAML, the page below it); ("", text) where there is none.
+
+    The one reader of front matter: the build, the catalogue, the page notebooks and the
+    checks all split a page here.
+    """
+    m = _FRONT.match(text)
+    return (m[1], text[m.end():]) if m else ("", text)
+
+
+def front_matter_lines(text: str) -> int:
+    """How many of the page's first lines its front matter takes (0 where none)."""
+    m = _FRONT.match(text)
+    return m[0].count("\n") + (not m[0].endswith("\n")) if m else 0
+
+
 def _rel(path: Path) -> str:
     try:
         return Path(path).resolve().relative_to(ROOT).as_posix()
@@ -90,9 +145,9 @@ def flatten_containers(text: str) -> str:
             if fence:  # skip a fenced block whole: its text is code, not Markdown
                 i = _fence_end(lines, i, fence) + 1
                 continue
-            m = _CONTAINER.match(lines[i])
-            if m:
-                k = len(m["indent"])
+            opener = container_opener(lines[i])
+            if opener:
+                k = opener.indent
                 lines[i] = ""
                 j = i + 1
                 while j < len(lines) and (
@@ -540,9 +595,8 @@ def bare_numbers(path: Path | str, text: str | None = None) -> list[str]:
     if text is None:
         text = path.read_text("utf8")
     lines = prose_lines(text)
-    if lines and lines[0].strip() == "---":  # front matter
-        end = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), 0)
-        lines[: end + 1] = [""] * (end + 1)
+    front = front_matter_lines(text)
+    lines[:front] = [""] * front
     found, skipping = [], False
     for n, line in enumerate(lines, 1):
         heading = re.match(r"#{1,6}\s+(.*)", line)

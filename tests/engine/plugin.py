@@ -23,7 +23,7 @@ fails on any warning unless its fence says `warns="Category"` (then the warning 
 of its output); fails when it runs longer than its limit (`timeout=SECONDS`, default
 `dlnotes_block_timeout`); shows the values of a failing `assert`; and records its
 printed output, figures and the values the prose cites from it (records.py).
-Lab notebooks (docs/labs/*.ipynb) are collected too: one test each (notebooks.py).
+Lab notebooks (docs/labs/*.ipynb) are collected too: one test each (labs.py).
 """
 
 from __future__ import annotations
@@ -157,12 +157,12 @@ class LabFile(pytest.File):
 
 class LabItem(pytest.Item):
     def runtest(self):
-        from .notebooks import execute_lab
+        from .labs import execute_lab
 
         execute_lab(self.path)
 
     def repr_failure(self, excinfo, style=None):
-        from .notebooks import LabError
+        from .labs import LabError
 
         if excinfo.errisinstance(LabError):
             return str(excinfo.value)

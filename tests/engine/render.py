@@ -120,18 +120,14 @@ class Source:
     meta: dict
 
 
-_FRONT = re.compile(r"\A---\s*\n(.*?\n)---\s*(?:\n|\Z)", re.S)
-
-
 def split_front_matter(text: str) -> tuple[dict, str]:
-    m = _FRONT.match(text)
-    if not m:
-        return {}, text
+    """(front matter as data, the page below it); unreadable YAML counts as none."""
+    source, body = pages.split_front_matter(text)
     try:
-        meta = yaml.safe_load(m[1]) or {}
+        meta = yaml.safe_load(source) or {}
     except yaml.YAMLError:
         meta = {}
-    return (meta if isinstance(meta, dict) else {}), text[m.end():]
+    return (meta if isinstance(meta, dict) else {}), body
 
 
 class SourceIndex:
