@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import copy
 import os
-import socket
 import sys
 import tempfile
+import threading
 
 import torch
 import torch._dynamo  # noqa: F401  DDP's constructor imports it; preload it
@@ -28,13 +28,6 @@ import torch.multiprocessing as mp
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_model(seed: int) -> nn.Module:
@@ -50,12 +43,12 @@ def params(model: nn.Module) -> list[torch.Tensor]:
 
 
 # --8<-- [start:worker]
-def worker(rank, world_size, port, x, y, steps, lr, out_dir):
+def worker(rank, world_size, x, y, steps, lr, out_dir):
     """One process of the group: its own model copy, its own shard of x."""
     torch.set_num_threads(1)                 # the ranks share the cores
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
-    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    store = "file://" + os.path.join(out_dir, "store")  # where ranks meet
+    dist.init_process_group("gloo", init_method=store, rank=rank,
+                            world_size=world_size)
     try:
         model = make_model(seed=rank)        # a different init on purpose
         rec = {"before": params(model), "tag_before": model.tag.item()}
@@ -84,6 +77,7 @@ def start_method() -> str:
     """fork where it is safe (fast), else a fork server, else spawn."""
     methods = mp.get_all_start_methods()
     if ("fork" in methods and not torch.cuda.is_initialized()
+            and threading.active_count() == 1   # no lock held by another thread
             and sys.version_info < (3, 12)):
         return "fork"                        # children inherit torch
     if "forkserver" in methods:
@@ -98,8 +92,7 @@ def run(x, y, world_size=2, steps=5, lr=0.1):
     with tempfile.TemporaryDirectory() as out_dir:
         mp.start_processes(worker, nprocs=world_size, join=True,
                            start_method=method,
-                           args=(world_size, free_port(), x, y, steps, lr,
-                                 out_dir))
+                           args=(world_size, x, y, steps, lr, out_dir))
         return [torch.load(os.path.join(out_dir, f"rank{r}.pt"))
                 for r in range(world_size)]
 # --8<-- [end:launch]
