@@ -107,12 +107,14 @@ def _figure_files(content: str, page, config) -> str:
 def on_serve(server, config, builder):
     outputs = records.outputs_dir()
     outputs.mkdir(parents=True, exist_ok=True)
-    server.watch(str(records.ROOT / "snippets"))
     if os.environ.get("DLNOTES_SERVE_RUN", "1") == "0":
+        server.watch(str(records.ROOT / "snippets"))
         server.watch(str(outputs))
         return server
-    # The edit loop: it runs saved pages, and touches a page whose record changed (its
-    # own runs, a test run in a terminal), which is what `serve --dirty` rebuilds
+    # The edit loop: it runs saved pages (and those a saved snippets module is imported
+    # by), and touches a page whose record changed (its own runs, a test run in a
+    # terminal), which is what `serve --dirty` rebuilds. The server watches neither
+    # records nor snippets itself: a rebuild they started would race the touch.
     from tests.engine.serve import EditLoop
 
     EditLoop(Path(config["docs_dir"]), outputs=outputs).start()
