@@ -355,6 +355,17 @@ def test_serve_runs_a_saved_page_and_shows_a_failing_block_in_place(tmp_path):
         assert "This block failed" in html, html[-3000:]
         assert f"{page}:5: AssertionError: no" in html
         assert "value 41" not in html and "Output stale" not in html
+        # ... only under serve: a build fails on the block (strict) or shows a
+        # placeholder, never the error
+        for strict in (["--strict"], []):
+            built = subprocess.run(
+                [sys.executable, "-m", "mkdocs", "build", "-f", str(config), *strict,
+                 "-d", str(tmp_path / "built")], cwd=ROOT, env=env,
+                capture_output=True, text=True)
+            assert built.returncode == (1 if strict else 0), built.stderr
+        assert "fast.md:3: recorded output is missing" in built.stderr
+        html = (tmp_path / "built" / "fast" / "index.html").read_text()
+        assert "Output missing" in html and "This block failed" not in html
     finally:
         server.terminate()
         out = server.communicate(timeout=30)[0]
