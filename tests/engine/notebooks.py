@@ -320,18 +320,20 @@ def on_files(files, config):
     return files
 
 
-_notebooks: dict[tuple, str] = {}  # under `mkdocs serve`: each rebuild reuses them
+_notebooks: dict[str, tuple[tuple, str]] = {}  # page -> (its stamp, its notebook)
 
 
 def _page_notebook_text(path: Path, site_url: str) -> str:
     """A page's notebook, made again when the page or its record changed (a served
     site's rebuilds; the edit loop touches a page whose record it wrote)."""
     record = records.record_path(path, "cpu")
-    key = (str(path), path.stat().st_mtime_ns, site_url,
-           record.stat().st_mtime_ns if record.exists() else 0)
-    if key not in _notebooks:
-        _notebooks[key] = nbformat.writes(page_notebook(path, site_url))
-    return _notebooks[key]
+    stamp = (path.stat().st_mtime_ns, site_url,
+             record.stat().st_mtime_ns if record.exists() else 0)
+    cached = _notebooks.get(str(path))
+    if cached is None or cached[0] != stamp:
+        cached = _notebooks[str(path)] = (
+            stamp, nbformat.writes(page_notebook(path, site_url)))
+    return cached[1]
 
 
 def _links_bar(content: str, page, config, files) -> str:
