@@ -262,7 +262,10 @@ def cmd_serve(ns) -> int:
             f"{len(stale[0])} page(s) and {'run' if DRY_RUN else 'running'} "
             f"{len(stale[1])} lab(s) first")
         pytest("-q", *stale[0], *stale[1])
-    return run(BIN / "mkdocs", "serve", *ns.args, check=False)
+    # --dirty: a save rebuilds the saved page only; the edit loop (engine/serve.py) runs
+    # it again and touches it, and the rebuild shows its new outputs
+    dirty = [] if {"--dirty", "--clean"} & set(ns.args) else ["--dirty"]
+    return run(BIN / "mkdocs", "serve", *dirty, *ns.args, check=False)
 
 
 def cmd_browser(ns) -> int:
@@ -824,7 +827,10 @@ COMMANDS = {
              "given); record the outputs."),
     "serve": (cmd_serve, True, "mkdocs serve",
               "Record the outputs of stale pages and run labs whose executed copy is "
-              "missing or stale, then serve the site."),
+              "missing or stale, then serve the site (--dirty unless --clean is "
+              "given). Saving a page runs its blocks again and reloads the browser; "
+              "saving a snippets module runs the pages that use it; a failing block "
+              "shows its error, page:line, in place of its output."),
     "build": (cmd_build, True, "mkdocs build", "Strict site build into site/."),
     "zensical": (cmd_zensical, True, None,
                  "Build the site with Zensical into build/zensical-site/ and compare it "

@@ -64,6 +64,12 @@ def _start() -> subprocess.Popen:
     return _server
 
 
+def start() -> None:
+    """Start the warm server now (it takes seconds), so that the first run is fast."""
+    if _forking():
+        _start()
+
+
 def _stop() -> None:
     if _server is not None and _server.poll() is None:
         _server.stdin.close()

@@ -277,6 +277,113 @@ def test_cited_values_render_and_a_stale_one_fails_the_strict_build(site):
     assert "⟨loss:.2f: not recorded⟩" in html["cited.md"]
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _served(url: str) -> str:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.read().decode("utf8")
+    except (urllib.error.URLError, OSError):
+        return ""
+
+
+def _until(url: str, seen, timeout: float) -> tuple[str, float]:
+    """Poll the served page until seen(html); (html, seconds it took)."""
+    import time
+
+    start = time.perf_counter()
+    html = ""
+    while time.perf_counter() - start < timeout:
+        html = _served(url)
+        if seen(html):
+            return html, time.perf_counter() - start
+        time.sleep(0.1)
+    return html, float("inf")
+
+
+@pytest.mark.slow
+def test_serve_runs_a_saved_page_and_shows_a_failing_block_in_place(tmp_path):
+    """The edit loop end to end, without a browser: `mkdocs serve --dirty` on a small
+    project; saving a page records its new output and the served HTML shows it; a
+    failing block shows its error with page:line. The seconds from save to served HTML are printed (goal: 3)."""
+    docs, outputs = tmp_path / "docs", tmp_path / "outputs"
+    docs.mkdir()
+    page = docs / "fast.md"
+    text = "# Fast\n\n```python\nx = 20\nprint('value', x + 1)\n```\n"
+    page.write_text(text)
+    (docs / "other.md").write_text("# Other\n\nNo code.\n")
+    config = tmp_path / "mkdocs.yml"
+    config.write_text(
+        f"site_name: t\ndocs_dir: {docs}\nsite_dir: {tmp_path / 'site'}\n"
+        f"hooks: [{ROOT / 'tests/engine/mkdocs_hooks.py'}]\n"
+        "markdown_extensions: [admonition, pymdownx.superfences]\n")
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_MKDOCS_2_WARNING": "1",
+           "DLNOTES_OUTPUTS": str(outputs)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mkdocs", "serve", "--dirty", "-f", str(config),
+         "-a", f"127.0.0.1:{port}"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/fast/"
+    try:
+        html, _ = _until(url, lambda h: "Output missing" in h, 120)
+        assert "Output missing" in html  # served, nothing recorded yet
+        figures = {}
+        # 1. a save runs the page: the served HTML shows the new output (the first run
+        # also waits for the warm process to import torch)
+        for x, label in ((30, "first"), (40, "warm")):
+            page.write_text(text.replace("x = 20", f"x = {x}"))
+            html, figures[label] = _until(url, lambda h, x=x: f"value {x + 1}" in h, 120)
+            assert f"value {x + 1}" in html, html[-3000:]
+            assert "1/1 blocks ran" in html
+        record = json.loads(next((outputs / "cpu").rglob("fast.md.json")).read_text())
+        assert record["failures"] == {}
+        print(f"save to served HTML: {figures['warm']:.2f} s "
+              f"(first save, warming up: {figures['first']:.2f} s)")
+        # 2. a failing block: its error, page:line, in place of the output
+        page.write_text(text.replace("print('value', x + 1)", "assert x == 21, 'no'"))
+        html, _ = _until(url, lambda h: "This block failed" in h, 120)
+        assert "This block failed" in html, html[-3000:]
+        assert f"{page}:5: AssertionError: no" in html
+        assert "value 41" not in html and "Output stale" not in html
+        # ... only under serve: a build fails on the block (strict) or shows a
+        # placeholder, never the error
+        for strict in (["--strict"], []):
+            built = subprocess.run(
+                [sys.executable, "-m", "mkdocs", "build", "-f", str(config), *strict,
+                 "-d", str(tmp_path / "built")], cwd=ROOT, env=env,
+                capture_output=True, text=True)
+            assert built.returncode == (1 if strict else 0), built.stderr
+        assert "fast.md:3: recorded output is missing" in built.stderr
+        html = (tmp_path / "built" / "fast" / "index.html").read_text()
+        assert "Output missing" in html and "This block failed" not in html
+    finally:
+        server.terminate()
+        out = server.communicate(timeout=30)[0]
+    assert "error happened during the rebuild" not in out, out
+    assert "Exception in thread" not in out, out
+
+
+def test_serve_runs_the_pages_a_saved_snippets_module_is_imported_by():
+    from tests.engine.serve import EditLoop
+
+    loop = EditLoop(ROOT / "docs")  # not started: saved() only queues the pages
+    queued = loop.saved(ROOT / "snippets" / "gpt.py")
+    assert ROOT / "docs" / "makemore" / "gpt-training.md" in queued
+    assert ROOT / "docs" / "index.md" not in queued
+    assert loop.saved(ROOT / "docs" / "index.md") == [ROOT / "docs" / "index.md"]
+    assert loop.saved(ROOT / "README.md") == []
+
+
 def test_xdist_keeps_each_page_on_one_worker(tmp_path):
     code, out, outcomes = run_pages(
         tmp_path, "once.md", "containers.md", args=["-n", "2"]

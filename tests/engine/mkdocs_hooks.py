@@ -14,7 +14,9 @@ run. These hooks add what needs MkDocs' page model:
   and figures load lazily;
 - a page's front-matter `keywords` (other spellings readers search for) are added to its
   HTML as hidden text, so MkDocs' search finds the page by them;
-- `mkdocs serve` rebuilds when a test run writes records or a snippets module changes.
+- `mkdocs serve` rebuilds when a test run writes records or a snippets module changes;
+  saving a page runs its blocks again, saving a snippets module runs the pages that use
+  it (serve.py), and a block that failed shows its error in place of its output.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import base64
 import hashlib
 import html
 import logging
+import os
 import posixpath
 import re
 import sys
@@ -34,6 +37,10 @@ from tests.engine.files import atomic_write  # noqa: E402
 
 log = logging.getLogger("mkdocs.plugins.dlnotes")
 EXTENSION = "tests.engine.render"
+
+
+def on_startup(command, dirty):
+    render.SHOW_FAILURES = command == "serve"
 
 
 def on_config(config):
@@ -100,6 +107,15 @@ def _figure_files(content: str, page, config) -> str:
 def on_serve(server, config, builder):
     outputs = records.outputs_dir()
     outputs.mkdir(parents=True, exist_ok=True)
-    server.watch(str(outputs))
-    server.watch(str(records.ROOT / "snippets"))
+    if os.environ.get("DLNOTES_SERVE_RUN", "1") == "0":
+        server.watch(str(records.ROOT / "snippets"))
+        server.watch(str(outputs))
+        return server
+    # The edit loop: it runs saved pages (and those a saved snippets module is imported
+    # by), and touches a page whose record changed (its own runs, a test run in a
+    # terminal), which is what `serve --dirty` rebuilds. The server watches neither
+    # records nor snippets itself: a rebuild they started would race the touch.
+    from tests.engine.serve import EditLoop
+
+    EditLoop(Path(config["docs_dir"]), outputs=outputs).start()
     return server

@@ -179,13 +179,28 @@ def on_files(files, config):
             path = Path(file.abs_src_path)
             if not any(b.runs for b in pages.read_page(path)):
                 continue
-            nb = page_notebook(path, site_url)
             files.append(File.generated(config, notebook_uri(file.src_uri),
-                                        content=nbformat.writes(nb)))
+                                        content=_page_notebook_text(path, site_url)))
     for module in sorted(SNIPPETS.rglob("*.py")):  # for the page notebooks
         rel = module.relative_to(SNIPPETS).as_posix()
         files.append(File.generated(config, f"snippets/{rel}", abs_src_path=str(module)))
     return files
+
+
+_notebooks: dict[str, tuple[tuple, str]] = {}  # page -> (its stamp, its notebook)
+
+
+def _page_notebook_text(path: Path, site_url: str) -> str:
+    """A page's notebook, made again when the page or its record changed (a served
+    site's rebuilds; the edit loop touches a page whose record it wrote)."""
+    record = records.record_path(path, "cpu")
+    stamp = (path.stat().st_mtime_ns, site_url,
+             record.stat().st_mtime_ns if record.exists() else 0)
+    cached = _notebooks.get(str(path))
+    if cached is None or cached[0] != stamp:
+        cached = _notebooks[str(path)] = (
+            stamp, nbformat.writes(page_notebook(path, site_url)))
+    return cached[1]
 
 
 def _links_bar(content: str, page, config, files) -> str:

@@ -335,6 +335,7 @@ class Page:
         self.record["blocks"] = {
             d: v for d, v in self.record["blocks"].items() if d in live
         }
+        self.record["failures"] = {}  # this run's failing block, for `serve` to show
         _fresh_state()
 
     def _execute(self, block: pages.Block, fixtures: dict) -> None:
@@ -357,6 +358,8 @@ class Page:
                 _close_figures()
                 self.failure = f"an earlier block failed: {self.rel}:{block.line}"
                 self.record["blocks"].pop(block.digest, None)
+                self.record["failures"][block.digest] = {
+                    "line": block.line, "error": self._failure_text(block, e)}
                 self.finish()
                 raise
         self.record["blocks"][block.digest] = entry
@@ -461,6 +464,25 @@ class Page:
         return left
 
     # -- reporting
+
+    def _failure_text(self, block: pages.Block, err: BaseException) -> str:
+        """`page:line: Error: message` (the line the error came from, in the page) and
+        what the block printed before it: what `serve` shows in place of the output."""
+        if isinstance(err, EngineError):
+            text = str(err)
+        else:
+            raised = err.__cause__ if isinstance(err, BlockRaised) else err
+            mine = str(self.path)
+            at = [f.lineno for f in traceback.extract_tb(raised.__traceback__)
+                  if f.filename == mine]
+            if isinstance(raised, SyntaxError) and raised.filename == mine:
+                at.append(raised.lineno)
+            line = at[-1] if at else block.line
+            message = "".join(traceback.format_exception_only(err)).strip()
+            text = f"{self.rel}:{line}: {message}"
+        if self.last_output.strip():
+            text += "\n--- printed before the error ---\n" + self.last_output.rstrip()
+        return text
 
     def describe_failure(self, block: pages.Block, excinfo) -> str:
         err = excinfo.value

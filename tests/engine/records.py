@@ -5,7 +5,12 @@
      "run": {"device": ..., "torch": ..., "python": ..., "commit": ..., "date": ...},
      "blocks": {<chained hash>: {"line": 12, "output": "...", "seconds": 0.01,
                                  "render_seconds": 0.2,  # drawing its figures
-                                 "figures": [{"alt": "...", "svg": "<svg ..."}]}}}
+                                 "figures": [{"alt": "...", "svg": "<svg ..."}]}},
+     "failures": {<chained hash>: {"line": 14, "error": "docs/x.md:15: ..."}}}
+
+`failures` holds the block that failed in the page's last run (its later blocks were
+skipped): `mkdocs serve` shows the error in its place; the strict build fails on it as
+on any block without a current output.
 
 A block's entry is found by its chained hash (pages.Block.digest), so an entry recorded
 before the block or an earlier block changed is simply not found: that is staleness.

@@ -47,6 +47,10 @@ from . import drift, mathml, pages, records
 
 VERSIONS_PAGE = "versions.md"
 KINDS = ("cpu", "cuda")
+# Under `mkdocs serve` (set by mkdocs_hooks.on_startup): a block that failed in the
+# page's last run shows its error, page:line, in place of its output. A build never
+# does: there the strict check fails on the block instead.
+SHOW_FAILURES = False
 
 
 # ---------------------------------------------------------------- finding records
@@ -191,11 +195,14 @@ def render_markdown(text: str, source: Source | None, outputs: Path, docs_dir: P
                                      offset=offset)
     own = records.load(source.path, "cpu") if source else {"blocks": {}}
     recorded_lines = {v["line"] for v in own["blocks"].values()}
+    failures = (own.get("failures") or {}) if SHOW_FAILURES else {}
     cpu_run, gpu_run, cpu_n, gpu_n = {}, {}, 0, 0
     for block in reversed(blocks):  # insert from the bottom so line numbers hold
         hit = cpu_store.lookup(block.digest, page)
         pad = " " * block.indent
-        if hit is None:
+        if hit is None and block.digest in failures:
+            extra = _failed(failures[block.digest])
+        elif hit is None:
             state = "stale" if block.line + offset in recorded_lines else "missing"
             extra = _placeholder(rel, state)
         else:
@@ -340,6 +347,14 @@ def _placeholder(rel: str, state: str) -> list[str]:
         f"    This block's output is {state}. Run the page to record it, then reload:",
         f"    `python3 tests/dev.py test {rel}`",
     ]
+
+
+def _failed(failure: dict) -> list[str]:
+    """The error of a block that failed in the page's last run (serve only)."""
+    error = failure["error"]
+    where = error.split(": ", 1)[0]
+    return [f'!!! failure "This block failed: {where}"', ""] + [
+        ("    " + s) if s else s for s in _output(error)]
 
 
 def _stamp_html(total: int, runs, drift_link: str = "") -> str:
