@@ -859,7 +859,7 @@ def cmd_lock(ns) -> int:
         shutil.copyfile(REQUIREMENTS, out)
     run(py, "-m", "piptools", "compile", "--quiet", "--no-header", "--strip-extras",
         "--no-emit-index-url", "--no-emit-find-links",
-        "--annotation-style", "line", "--output-file", out, "pyproject.toml")
+        "--annotation-style", "split", "--output-file", out, "pyproject.toml")
     if DRY_RUN:
         write(REQUIREMENTS, "")
         return 0
