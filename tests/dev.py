@@ -14,6 +14,7 @@
     python3 tests/dev.py weights                         first-visit weight of each page of site/
     python3 tests/dev.py lint                            zizmor and actionlint on .github/workflows
     python3 tests/dev.py lock                            requirements.txt from pyproject.toml
+    python3 tests/dev.py mathfont                        the math font cut to site/'s math
     python3 tests/dev.py links                           check external links (needs internet)
     python3 tests/dev.py notebooks DIR                   write every page's notebook into DIR
     python3 tests/dev.py plugin-suite CHECKOUT           pytest-markdown-docs' tests, engine loaded
@@ -871,6 +872,13 @@ def cmd_lock(ns) -> int:
     return 0
 
 
+def cmd_mathfont(ns) -> int:
+    """docs/assets/fonts/STIXTwoMath.woff2 cut down from the full font (fonts/) to a base
+    set and every character the math of the built site/ shows (tests/engine/mathfont.py).
+    Build first; rebuild after, so that site/ serves the new font."""
+    return run(PY, "-m", "tests.engine.mathfont", "--site", ROOT / "site", check=False)
+
+
 COMMANDS = {
     "test": (cmd_test, True, "pytest",
              "Run every page and the engine's tests (or the pages and pytest arguments "
@@ -898,6 +906,9 @@ COMMANDS = {
                 "First-visit weight of every page of site/ (gzip-compressed, as GitHub "
                 "Pages serves it) and the median."),
     "lint": (cmd_lint, True, None, "zizmor and actionlint on .github/workflows."),
+    "mathfont": (cmd_mathfont, True, None,
+                 "Cut the served math font down to a base set and the characters the "
+                 "math of site/ shows (build first)."),
     "lock": (cmd_lock, False, None,
              "Write requirements.txt from pyproject.toml's dependencies with pip-compile, "
              "keeping today's pins and requirements.txt's header."),
