@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import SITE
 from tests.engine import mathfont
 
 pytestmark = pytest.mark.browser
+SITE = mathfont.ROOT / "site"
 
 
 def test_the_math_font_has_every_character_the_math_shows():
