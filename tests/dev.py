@@ -13,6 +13,8 @@
     python3 tests/dev.py shards N [--suite K]            the suite and full tier split over N runners
     python3 tests/dev.py weights                         first-visit weight of each page of site/
     python3 tests/dev.py lint                            zizmor and actionlint on .github/workflows
+    python3 tests/dev.py lock                            requirements.txt from pyproject.toml
+    python3 tests/dev.py mathfont                        the math font cut to site/'s math
     python3 tests/dev.py links                           check external links (needs internet)
     python3 tests/dev.py notebooks DIR                   write every page's notebook into DIR
     python3 tests/dev.py plugin-suite CHECKOUT           pytest-markdown-docs' tests, engine loaded
@@ -821,6 +823,65 @@ def cmd_drift(ns) -> int:
 
 
 # name: (function, needs .venv, where further arguments go (None: refused), summary)
+PIP_TOOLS = "pip-tools==7.6.2"
+PIP_TOOLS_VENV = ROOT / "build" / "pip-tools-venv"
+
+
+def lock_text(compiled: str, header: str) -> str:
+    """requirements.txt from pip-compile's output: the header, then the pins with any
+    local build label dropped (torch==2.13.0+cpu -> torch==2.13.0: the CPU wheel on this
+    machine's disk; any 2.13.0 build satisfies the pin where that wheel is not at hand)."""
+    pins = re.sub(r"(?m)^([A-Za-z0-9._-]+==[^\s+]+)(\+[A-Za-z0-9.]+)( +#)?",
+                  lambda m: m[1] + (" " * len(m[2]) + m[3] if m[3] else ""), compiled)
+    return header.rstrip("\n") + "\n\n" + pins.lstrip("\n")
+
+
+def requirements_header(text: str) -> str:
+    """The comment block requirements.txt starts with (up to its first blank line):
+    how to regenerate it and why torch and zensical stay where they are."""
+    lines = []
+    for line in text.split("\n"):
+        if not line.startswith("#"):
+            break
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def cmd_lock(ns) -> int:
+    """requirements.txt from pyproject.toml's dependencies with pip-compile (in its own
+    environment, build/pip-tools-venv), from the package indexes pip is configured with.
+    Today's pins are kept: pip-compile starts from a copy of requirements.txt and moves
+    a pin only where pyproject.toml no longer allows it (delete a line to move it).
+    requirements.txt's leading comment block is kept as its header."""
+    py = PIP_TOOLS_VENV / BIN.name / "python"
+    if not py.exists():
+        run(sys.executable, "-m", "venv", PIP_TOOLS_VENV)
+        run(py, "-m", "pip", "install", "--quiet", PIP_TOOLS)
+    out = ROOT / "build" / "lock" / "requirements.txt"
+    if not DRY_RUN:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(REQUIREMENTS, out)
+    run(py, "-m", "piptools", "compile", "--quiet", "--no-header", "--strip-extras",
+        "--no-emit-index-url", "--no-emit-find-links",
+        "--annotation-style", "split", "--output-file", out, "pyproject.toml")
+    if DRY_RUN:
+        write(REQUIREMENTS, "")
+        return 0
+    current = REQUIREMENTS.read_text("utf8")
+    new = lock_text(out.read_text("utf8"), requirements_header(current))
+    if new != current:
+        write(REQUIREMENTS, new)
+    say(f"dev: requirements.txt {'rewritten' if new != current else 'unchanged'}")
+    return 0
+
+
+def cmd_mathfont(ns) -> int:
+    """docs/assets/fonts/STIXTwoMath.woff2 cut down from the full font (fonts/) to a base
+    set and every character the math of the built site/ shows (tests/engine/mathfont.py).
+    Build first; rebuild after, so that site/ serves the new font."""
+    return run(PY, "-m", "tests.engine.mathfont", "--site", ROOT / "site", check=False)
+
+
 COMMANDS = {
     "test": (cmd_test, True, "pytest",
              "Run every page and the engine's tests (or the pages and pytest arguments "
@@ -851,6 +912,12 @@ COMMANDS = {
                 "First-visit weight of every page of site/ (gzip-compressed, as GitHub "
                 "Pages serves it) and the median."),
     "lint": (cmd_lint, True, None, "zizmor and actionlint on .github/workflows."),
+    "mathfont": (cmd_mathfont, True, None,
+                 "Cut the served math font down to a base set and the characters the "
+                 "math of site/ shows (build first)."),
+    "lock": (cmd_lock, False, None,
+             "Write requirements.txt from pyproject.toml's dependencies with pip-compile, "
+             "keeping today's pins and requirements.txt's header."),
     "links": (cmd_links, True, None, "Check external links too (needs internet)."),
     "notebooks": (cmd_notebooks, True, None, "Write every page's notebook into DIR."),
     "plugin-suite": (cmd_plugin_suite, True, None,
