@@ -284,7 +284,9 @@ def cmd_browser(ns) -> int:
         for name in ("package.json", "package-lock.json"):
             write(prefix / name, (ROOT / "tests/browser/axe" / name).read_bytes())
         run("npm", "ci", "--ignore-scripts", "--silent", "--prefix", prefix)
-    return pytest("-m", "browser", "tests/browser", *ns.args)
+    # the pages spread over the cores (each worker its own browser and server): the
+    # accessibility checks run axe twice on every page, seconds of CPU each
+    return pytest("-m", "browser", *spread(ns.args), "tests/browser", *ns.args)
 
 
 def cmd_data(ns) -> int:

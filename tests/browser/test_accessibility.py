@@ -12,6 +12,7 @@ summary of every run, minor and moderate findings included, goes to build/axe-re
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,9 @@ def site_pages() -> list[str]:
     return paths or [""]
 
 
-@pytest.fixture(scope="module")
+# Session scope (not module): under pytest-xdist the pages spread over the workers, each
+# with its own browser, server and page object.
+@pytest.fixture(scope="session")
 def axe_page(browser, server):
     """One page object for every run; requests to other hosts are refused."""
     if not AXE.exists():
@@ -47,8 +50,10 @@ def axe_page(browser, server):
     report: dict[str, dict] = {}
     yield page, server, report
     context.close()
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    path = REPORT.with_name(f"{REPORT.stem}-{worker}.json") if worker else REPORT
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
 
 
 # The scheme is switched the way the palette toggle switches it (an attribute on <body>),
