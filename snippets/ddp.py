@@ -6,20 +6,16 @@ functions cannot be imported by a fresh interpreter. `run()` starts the
 processes, waits for them and returns what each rank saw. Command line:
 `python -m snippets.ddp`.
 
-Where it can, `run()` forks the calling process: the children start with
-torch already imported, in a fraction of a second. It cannot after CUDA has
-been initialised (a forked child cannot use it), nor on Python 3.12+ (which
-warns about forking a multi-threaded process); then the processes come
-from a fork server that has imported this module, and so torch, once, or,
-where there is none, from spawn.
+The processes come from a fork server, a fresh single-threaded process (a
+plain fork of the calling process can hang: see `start_method`), or, where
+there is no fork server, from spawn; each child imports this module.
 """
 from __future__ import annotations
 
 import copy
 import os
-import sys
+import socket
 import tempfile
-import threading
 
 import torch
 import torch._dynamo  # noqa: F401  DDP's constructor imports it; preload it
@@ -28,6 +24,13 @@ import torch.multiprocessing as mp
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def make_model(seed: int) -> nn.Module:
@@ -43,12 +46,12 @@ def params(model: nn.Module) -> list[torch.Tensor]:
 
 
 # --8<-- [start:worker]
-def worker(rank, world_size, x, y, steps, lr, out_dir):
+def worker(rank, world_size, port, x, y, steps, lr, out_dir):
     """One process of the group: its own model copy, its own shard of x."""
     torch.set_num_threads(1)                 # the ranks share the cores
-    store = "file://" + os.path.join(out_dir, "store")  # where ranks meet
-    dist.init_process_group("gloo", init_method=store, rank=rank,
-                            world_size=world_size)
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
     try:
         model = make_model(seed=rank)        # a different init on purpose
         rec = {"before": params(model), "tag_before": model.tag.item()}
@@ -74,14 +77,16 @@ def worker(rank, world_size, x, y, steps, lr, out_dir):
 
 # --8<-- [start:launch]
 def start_method() -> str:
-    """fork where it is safe (fast), else a fork server, else spawn."""
-    methods = mp.get_all_start_methods()
-    if ("fork" in methods and not torch.cuda.is_initialized()
-            and threading.active_count() == 1   # no lock held by another thread
-            and sys.version_info < (3, 12)):
-        return "fork"                        # children inherit torch
-    if "forkserver" in methods:
-        mp.set_forkserver_preload(["snippets.ddp"])
+    """A fork server where there is one, else spawn; never a plain fork."""
+    # A plain fork copies the whole process, threads' locks included, but not the
+    # threads: a lock another thread held at that moment stays locked in the child
+    # forever. A test runner's I/O threads and torch's own thread pools make that
+    # a real hang, so the children come from a fork server: a fresh, small
+    # process that forks each child from its single thread.
+    if "forkserver" in mp.get_all_start_methods():
+        # nothing preloaded: importing torch starts threads of its own, and the
+        # server must stay single-threaded to fork safely (each child imports)
+        mp.set_forkserver_preload([])
         return "forkserver"
     return "spawn"
 
@@ -92,7 +97,8 @@ def run(x, y, world_size=2, steps=5, lr=0.1):
     with tempfile.TemporaryDirectory() as out_dir:
         mp.start_processes(worker, nprocs=world_size, join=True,
                            start_method=method,
-                           args=(world_size, x, y, steps, lr, out_dir))
+                           args=(world_size, free_port(), x, y, steps, lr,
+                                 out_dir))
         return [torch.load(os.path.join(out_dir, f"rank{r}.pt"))
                 for r in range(world_size)]
 # --8<-- [end:launch]
