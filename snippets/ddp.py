@@ -78,9 +78,9 @@ def worker(rank, world_size, port, x, y, steps, lr, out_dir):
 # --8<-- [start:launch]
 def start_method() -> str:
     """A fork server where there is one, else spawn; never a plain fork."""
-    # A plain fork copies the whole process, threads' locks included, but not the
-    # threads: a lock another thread held at that moment stays locked in the child
-    # forever. A test runner's I/O threads and torch's own thread pools make that
+    # A plain fork copies the process with its locks but not its threads:
+    # a lock another thread held at that moment stays locked in the child
+    # forever. A test runner's I/O thread and torch's thread pools make that
     # a real hang, so the children come from a fork server: a fresh, small
     # process that forks each child from its single thread.
     if "forkserver" in mp.get_all_start_methods():
