@@ -302,6 +302,32 @@ RECIPE = {"steps": 12_000, "batch_size": 64, "max_lr": 2e-3, "min_lr": 2e-4,
           "evals": 24}
 
 
+def train_recorded(model, Xtr, Ytr, Xdev, Ydev, recipe, itos, points,
+                   sampler=None):
+    """Train with a full-tier recipe, dev loss measured `evals` times; what a
+    full tier records of the run, with 12 names from `sampler` (default:
+    `sample`). snippets.recurrent_lm uses it too."""
+    r, t0 = recipe, time.time()
+    losses, evals = train(
+        model, Xtr, Ytr, r["steps"], batch_size=r["batch_size"],
+        max_lr=r["max_lr"], min_lr=r["min_lr"], warmup=r["warmup"],
+        weight_decay=r["weight_decay"], seed=r["seed"],
+        eval_every=r["steps"] // r["evals"],
+        eval_fn=lambda m: evaluate(m, Xdev, Ydev),
+        log_every=r["steps"] // 6)
+    curve = torch.tensor(losses).view(points, -1).mean(1)   # `points` means
+    g = torch.Generator().manual_seed(r["seed"])
+    return {
+        "params": n_params(model),
+        "train": evaluate(model, Xtr, Ytr),
+        "dev": evaluate(model, Xdev, Ydev),
+        "dev_curve": [{"step": s, "tokens": n, "dev": round(d, 4)}
+                      for s, n, d in evals],
+        "loss_curve": [round(v, 4) for v in curve.tolist()],
+        "samples": (sampler or sample)(model, itos, 12, g),
+        "run_seconds": round(time.time() - t0, 1)}
+
+
 def full_tier_runs(sizes=SIZES, recipe=RECIPE):
     """The full tier's independent runs, one per size (each seeds itself);
     the last size also keeps its model."""
@@ -327,25 +353,9 @@ def full_tier_run(name, n_layer, n_head, n_embd, recipe=RECIPE, keep=False,
     torch.manual_seed(r["seed"])
     model = GPT(cfg).to(device)
     print(f"== {name}: {n_params(model)} parameters", flush=True)
-    t0 = time.time()
-    losses, evals = train(
-        model, Xtr, Ytr, r["steps"], batch_size=r["batch_size"],
-        max_lr=r["max_lr"], min_lr=r["min_lr"], warmup=r["warmup"],
-        weight_decay=r["weight_decay"], seed=r["seed"],
-        eval_every=r["steps"] // r["evals"],
-        eval_fn=lambda m: evaluate(m, Xdev, Ydev),
-        log_every=r["steps"] // 6)
-    curve = torch.tensor(losses).view(200, -1).mean(1)   # 200 points
-    g = torch.Generator().manual_seed(r["seed"])
-    run = {
-        "name": name, "config": asdict(cfg), "params": n_params(model),
-        "train": evaluate(model, Xtr, Ytr),
-        "dev": evaluate(model, Xdev, Ydev),
-        "dev_curve": [{"step": s, "tokens": n, "dev": round(d, 4)}
-                      for s, n, d in evals],
-        "loss_curve": [round(v, 4) for v in curve.tolist()],
-        "samples": sample(model, itos, 12, g),
-        "run_seconds": round(time.time() - t0, 1)}
+    run = {"name": name, "config": asdict(cfg),
+           **train_recorded(model, Xtr, Ytr, Xdev, Ydev, r, itos,
+                            points=200)}
     print(f"   train {run['train']:.4f}, dev {run['dev']:.4f}"
           f" [{run['run_seconds']:.0f} s]", flush=True)
     if keep:

@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from snippets import results
-from snippets.gpt import evaluate, n_params, name_splits, train
+from snippets.gpt import n_params, name_splits, train_recorded
 
 RESULTS = results.path("makemore-rnn")
 
@@ -104,26 +104,10 @@ def full_tier(out=RESULTS, models=MODELS, recipe=RECIPE):
         torch.manual_seed(r["seed"])
         model = CharRNN(kind, n_embd, n_hidden).to(device)
         print(f"== {name}: {n_params(model)} parameters", flush=True)
-        t0 = time.time()
-        losses, evals = train(
-            model, Xtr, Ytr, r["steps"], batch_size=r["batch_size"],
-            max_lr=r["max_lr"], min_lr=r["min_lr"], warmup=r["warmup"],
-            weight_decay=r["weight_decay"], seed=r["seed"],
-            eval_every=r["steps"] // r["evals"],
-            eval_fn=lambda m: evaluate(m, Xdev, Ydev),
-            log_every=r["steps"] // 6)
-        curve = torch.tensor(losses).view(100, -1).mean(1)   # 100 points
-        g = torch.Generator().manual_seed(r["seed"])
-        runs.append({
-            "name": name, "kind": kind, "n_embd": n_embd,
-            "n_hidden": n_hidden, "params": n_params(model),
-            "train": evaluate(model, Xtr, Ytr),
-            "dev": evaluate(model, Xdev, Ydev),
-            "dev_curve": [{"step": s, "tokens": n, "dev": round(d, 4)}
-                          for s, n, d in evals],
-            "loss_curve": [round(v, 4) for v in curve.tolist()],
-            "samples": sample(model, itos, 12, g),
-            "run_seconds": round(time.time() - t0, 1)})
+        runs.append({"name": name, "kind": kind, "n_embd": n_embd,
+                     "n_hidden": n_hidden,
+                     **train_recorded(model, Xtr, Ytr, Xdev, Ydev, r, itos,
+                                      points=100, sampler=sample)})
         print(f"   train {runs[-1]['train']:.4f}, dev {runs[-1]['dev']:.4f}"
               f" [{runs[-1]['run_seconds']:.0f} s]", flush=True)
         result.update({
