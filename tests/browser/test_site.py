@@ -210,30 +210,15 @@ def test_time_from_page_load_to_search_results(visit, server):
     v.check_clean()
 
 
-def test_every_page_loads_clean_and_its_weight_is_recorded(visit, server):
-    """Every page loads with a clean console and nothing from other hosts (one context:
-    the assets come from its cache after the first page). Each page's first-visit
-    weight, gzip-compressed as GitHub Pages serves it (tests/site_weights.py), is
-    recorded for `tests/dev.py bench`."""
+def test_first_visit_weight_is_recorded():
+    """Each page's first-visit weight, gzip-compressed as GitHub Pages serves it
+    (tests/site_weights.py), recorded for `tests/dev.py bench`. (Every page is loaded,
+    its console and requests checked, by test_accessibility.py, once per page.)"""
+    from tests.browser.test_accessibility import site_pages
     from tests.site_weights import weights
 
-    v = visit(wait_until=None)
-    # every page would rebuild the search index in its worker (the search tests cover
-    # search): here it gets the index's own config with no documents
-    config = json.loads((SITE / "search" / "search_index.json").read_text())["config"]
-    v.page.route("**/search/search_index.json", lambda r: r.fulfill(
-        status=200, content_type="application/json",
-        body=json.dumps({"config": config, "docs": []})))
-    paths = []
-    for html in sorted(SITE.rglob("index.html")):
-        path = html.parent.relative_to(SITE).as_posix()
-        paths.append("" if path == "." else path + "/")
-    for path in paths:
-        v.page.goto(server + path, wait_until="load")
-        assert v.page.locator("article").count() == 1, path
-        v.check_clean()
     found = weights(SITE)
-    assert set(found["pages"]) == {p or "/" for p in paths}
+    assert set(found["pages"]) == {p or "/" for p in site_pages()}
     assert all(w > 0 for w in found["pages"].values())
     _record_figure("pages", len(found["pages"]))
     _record_figure("median_first_visit_gz_kb", found["median_kb"])
