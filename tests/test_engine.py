@@ -384,13 +384,22 @@ def test_serve_runs_the_pages_a_saved_snippets_module_is_imported_by():
     assert loop.saved(ROOT / "README.md") == []
 
 
-def test_xdist_keeps_each_page_on_one_worker(tmp_path):
+def test_xdist_keeps_each_page_on_one_worker_and_shares_the_cores(tmp_path):
+    threads = tmp_path / "threads.md"
+    threads.write_text(
+        "# Threads\n\n```python\nimport os, pathlib, torch\n"
+        "out = pathlib.Path(os.environ['DLNOTES_TEST_LOG']).with_name('threads.txt')\n"
+        "out.write_text(f\"{torch.get_num_threads()} {os.environ['OMP_NUM_THREADS']}\")\n"
+        "```\n")
     code, out, outcomes = run_pages(
-        tmp_path, "once.md", "containers.md", args=["-n", "2"]
+        tmp_path, "once.md", "containers.md", threads, args=["-n", "2"],
+        env={"OMP_NUM_THREADS": ""},  # unset: each worker takes its share
     )
     assert code == 0, out
-    assert len(outcomes) == 3 + 5
+    assert len(outcomes) == 3 + 5 + 1
     assert log(tmp_path) == "123"  # no block of once.md ran twice
+    share = max(1, len(os.sched_getaffinity(0)) // 2)
+    assert (tmp_path / "threads.txt").read_text() == f"{share} {share}"
 
 
 def _lab(path: Path, *sources: str) -> Path:
@@ -791,3 +800,18 @@ def test_the_readme_layout_names_every_engine_module_and_shared_function():
     assert not missing, f"README Layout does not name {missing}"
     for name in ("container_opener", "split_front_matter"):
         assert name in layout and hasattr(pages, name), name
+
+
+def test_unit_times_forget_the_tests_a_file_no_longer_has(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from tests.engine import scheduling
+
+    times = tmp_path / "test-seconds.json"
+    times.write_text(json.dumps({"tests/a.py::old": 5.0, "tests/b.py::kept": 2.0}))
+    monkeypatch.setattr(scheduling, "TIMES", times)
+    timer = scheduling._Timer()
+    timer.pytest_runtest_logreport(SimpleNamespace(nodeid="tests/a.py::new", duration=1.5))
+    config = SimpleNamespace(getoption=lambda name, default=None: "loadgroup")
+    timer.pytest_sessionfinish(SimpleNamespace(config=config))
+    assert json.loads(times.read_text()) == {"tests/a.py::new": 1.5, "tests/b.py::kept": 2.0}

@@ -75,8 +75,12 @@ def stale_labs(kind: str = "cpu") -> list[str]:
 _LAB_SETUP = """\
 %matplotlib inline
 %config InlineBackend.figure_formats = ["svg"]
-import random, numpy, torch
-random.seed(0); numpy.random.seed(0); torch.manual_seed(0)"""
+import gc, random, numpy, torch, matplotlib.pyplot
+random.seed(0); numpy.random.seed(0); torch.manual_seed(0)
+gc.collect(); gc.freeze()"""
+# (the freeze: what the kernel loaded so far, torch above all, is left out of every
+# later cycle collection, as the page runner does between pages; a lab building many
+# small objects, micrograd's graphs, would otherwise rescan it again and again)
 
 
 class LabError(Exception):

@@ -86,6 +86,8 @@ def pytest_configure(config):
     config.pluginmanager.register(_HandOver(), "dlnotes-markdown-handover")
     os.environ.setdefault("MPLBACKEND", "Agg")
     os.environ.setdefault("DLNOTES_OFFLINE", "1")  # tests never touch the network
+    if hasattr(config, "workerinput"):
+        _share_the_cores(torch)
     if getattr(config.option, "dist", "no") == "load":
         # pytest-xdist: keep a page's blocks on one worker, so none runs twice
         config.option.dist = "loadfile"
@@ -102,6 +104,24 @@ def pytest_configure(config):
                 f"(torch {torch.__version__}, built for CUDA {torch.version.cuda}); "
                 "refusing to test on the CPU instead"
             )
+
+
+def _share_the_cores(torch) -> None:
+    """A pytest-xdist worker's share of the cores: torch's threads (and OMP_NUM_THREADS,
+    which a lab's kernel and a page's child processes inherit) set to cores / workers.
+    Left at torch's default (every core), two workers on two cores run four threads that
+    spin waiting for each other: measured on 2 cores, the pages' run took 59 s that way
+    and 49 s this way."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    threads = max(1, cores // max(workers, 1))
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    if not (given.isdigit() and int(given) > 0):  # a count set by hand is kept
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 @pytest.hookimpl(optionalhook=True)

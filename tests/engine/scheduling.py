@@ -98,6 +98,10 @@ class _Timer:
             merged = json.loads(TIMES.read_text("utf8"))
         except (OSError, ValueError):
             pass
+        # a file this run ran keeps only this run's units (a renamed or removed test
+        # must not count for its file any more); other files keep their last times
+        ran = {unit.split("::", 1)[0] for unit in self.seconds}
+        merged = {k: v for k, v in merged.items() if k.split("::", 1)[0] not in ran}
         merged.update({k: round(v, 3) for k, v in self.seconds.items()})
         TIMES.parent.mkdir(parents=True, exist_ok=True)
         TIMES.write_text(json.dumps(merged, indent=0, sort_keys=True))
