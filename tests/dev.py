@@ -10,6 +10,8 @@
     python3 tests/dev.py data [names|mnist|all]          download the data sets into the cache
     python3 tests/dev.py new SECTION/NAME "Title"        scaffold a note and add it to the nav
     python3 tests/dev.py full [NAME...]                  full tier: reproduce published results
+    python3 tests/dev.py full [NAME...] --shard K/N      full tier: shard K's runs, no merge
+    python3 tests/dev.py full [NAME...] --combine DIR... full tier: the shards' runs merged
     python3 tests/dev.py shards N [--suite K]            the suite and full tier split over N runners
     python3 tests/dev.py weights                         first-visit weight of each page of site/
     python3 tests/dev.py lint                            zizmor and actionlint on .github/workflows
@@ -167,12 +169,28 @@ def spread(args) -> list[str]:
     return ["-n", str(n), "--dist", "loadgroup"]
 
 
-def shard_files(spec: str) -> list[str]:
-    """The files of suite shard K of N (DLNOTES_SHARD="K/N"), as `shards N --suite K`."""
+def parse_shard(spec: str) -> tuple[int, int] | None:
+    """"K/N" as (K, N); None unless 1 <= K <= N."""
     found = re.fullmatch(r"(\d+)/(\d+)", spec.strip())
     if not found or not 1 <= int(found[1]) <= int(found[2]):
+        return None
+    return int(found[1]), int(found[2])
+
+
+def shard_spec(text: str) -> tuple[int, int]:
+    """argparse type of full's --shard: K/N with 1 <= K <= N."""
+    found = parse_shard(text)
+    if found is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not K/N with 1 <= K <= N")
+    return found
+
+
+def shard_files(spec: str) -> list[str]:
+    """The files of suite shard K of N (DLNOTES_SHARD="K/N"), as `shards N --suite K`."""
+    found = parse_shard(spec)
+    if found is None:
         sys.exit(f"dev: DLNOTES_SHARD={spec!r} is not K/N with 1 <= K <= N")
-    k, n = int(found[1]), int(found[2])
+    k, n = found
     return sorted(plan_shards(_suite_seconds(), n)[k - 1][1])
 
 
@@ -423,18 +441,41 @@ def full_tier_modules() -> list[str]:
 
 def cmd_full(ns) -> int:
     """Every run of every full tier (or of the NAMEs given), spread over the cores,
-    resumable (tests/full_runs.py)."""
+    resumable (tests/full_runs.py); with --shard only shard K's runs, merging nothing;
+    with --combine the shards' runs and results, merged."""
     chosen = ns.names or full_tier_modules()
     ensure_data()
     if DRY_RUN:
-        run(PY, "-m", "tests.full_runs", "plan", *chosen)
-        say(f"dev: would run: {_shown(PY)} -u -m tests.full_runs run MODULE RUN KWARGS "
-            f"OUT  (each run of the plan, {workers()} at a time, one thread each)")
-        return 0
+        return full_dry_run(ns, chosen)
     sys.path.insert(0, str(ROOT))
-    from tests.full_runs import run_all
+    from tests import full_runs
 
-    return run_all(PY, chosen, workers(), fresh=ns.fresh, say=say)
+    if ns.combine:
+        return full_runs.combine(PY, [Path(d).resolve() for d in ns.combine], chosen,
+                                 say=say)
+    shard = (lambda runs: full_shard(ns.shard, runs)) if ns.shard else None
+    return full_runs.run_all(PY, chosen, workers(), fresh=ns.fresh, say=say,
+                             shard=shard)
+
+
+def full_dry_run(ns, chosen: list[str]) -> int:
+    """What `full` would run and write (the plan itself is not asked for)."""
+    run(PY, "-m", "tests.full_runs", "plan", *chosen)
+    if ns.combine:
+        say("dev: would write: build/full/results.json  (the runs of "
+            f"{' '.join(ns.combine)})")
+        say("dev: would write: docs/results/  (their written/*.json)")
+        say(f"dev: would run: {_shown(PY)} -m tests.full_runs merge MODULE "
+            "build/full/results.json  (each module whose runs are all done)")
+        return 0
+    which = (f"shard {ns.shard[0]}/{ns.shard[1]}'s runs of the plan, as `shards "
+             f"{ns.shard[1]}` splits it" if ns.shard else "each run of the plan")
+    say(f"dev: would run: {_shown(PY)} -u -m tests.full_runs run MODULE RUN KWARGS "
+        f"OUT  ({which}, {workers()} at a time, one thread each)")
+    if ns.shard:
+        say("dev: would write: build/full/written/  (the docs/results/*.json the "
+            "shard changes; nothing merged)")
+    return 0
 
 
 def _suite_files() -> list[str]:
@@ -450,11 +491,16 @@ def _suite_seconds() -> dict[str, float]:
     """Seconds per file of the suite (a page, a lab, a test module), by the last
     parallel run (build/test-seconds.json) and the pages' records; a file with no
     time yet counts as the median of those known (5 s when none is)."""
-    known = _suite_seconds_known()
-    files = _suite_files()
-    values = sorted(known[f] for f in files if f in known)
-    default = values[len(values) // 2] if values else 5.0
-    return {f: known.get(f, default) for f in files}
+    return _with_default(_suite_seconds_known(), _suite_files(), 5.0)
+
+
+def _with_default(known: dict[str, float], units: list[str],
+                  fallback: float) -> dict[str, float]:
+    """Seconds for each of `units`: its known time, else the median of the known times
+    among `units` (`fallback` when none is known)."""
+    values = sorted(known[u] for u in units if u in known)
+    default = values[len(values) // 2] if values else fallback
+    return {u: known.get(u, default) for u in units}
 
 
 def _suite_seconds_known() -> dict[str, float]:
@@ -478,21 +524,75 @@ def _suite_seconds_known() -> dict[str, float]:
 
 
 def _full_seconds() -> dict[str, float]:
-    """Seconds per full-tier run: the runner's own record (build/full/durations.json),
-    else the run times the published results hold."""
+    """Seconds per full-tier run (module/run, as the runner names them): the runner's
+    own record (build/full/durations.json), else the times the published results
+    hold."""
     found: dict[str, float] = {}
-    for path in (ROOT / "docs" / "results").glob("*.json"):
-        data = json.loads(path.read_text("utf8"))
-        runs = data.get("runs")
-        items = (runs.items() if isinstance(runs, dict) else
-                 ((r.get("name"), r) for r in runs) if isinstance(runs, list) else ())
-        for name, run in items:
-            if isinstance(run, dict) and "run_seconds" in run:
-                found[f"{path.stem}/{name}"] = float(run["run_seconds"])
+    for name, (module, split) in _full_tier_results().items():
+        path = ROOT / "docs" / "results" / f"{name}.json"
+        if path.exists():
+            found.update(_published_seconds(module, split,
+                                            json.loads(path.read_text("utf8"))))
     durations = ROOT / "build" / "full" / "durations.json"
     if durations.exists():
         found.update(json.loads(durations.read_text("utf8")))
     return found
+
+
+def _full_tier_results() -> dict[str, tuple[str, bool]]:
+    """{NAME of docs/results/NAME.json: (the snippets module whose full tier writes it,
+    whether that tier is split into runs)}, from each module's `results.path("NAME")`
+    (read as text: dev.py imports no snippets)."""
+    found = {}
+    for module in full_tier_modules():
+        text = (ROOT / "snippets" / f"{module}.py").read_text("utf8")
+        name = re.search(r'results\.path\("([^"]+)"\)', text)
+        if name:
+            found[name[1]] = (module, bool(re.search(r"^def full_tier_runs\(", text,
+                                                     re.M)))
+    return found
+
+
+def _published_seconds(module: str, split: bool, data: dict) -> dict[str, float]:
+    """The run times a published results file holds, by module/run: each run's
+    run_seconds, or the whole tier's wall_seconds for a module with only full_tier()
+    (its one run, full_tier)."""
+    if not split:
+        seconds = data.get("wall_seconds")
+        return {} if seconds is None else {f"{module}/full_tier": float(seconds)}
+    runs = data.get("runs")
+    items = (runs.items() if isinstance(runs, dict) else
+             ((r.get("name"), r) for r in runs) if isinstance(runs, list) else ())
+    return {f"{module}/{name}": float(run["run_seconds"]) for name, run in items
+            if isinstance(run, dict) and "run_seconds" in run}
+
+
+def _full_run_seconds(runs: list[str]) -> dict[str, float]:
+    """Seconds for each of the plan's `runs` (module/run): its recorded time, else the
+    median of those recorded (60 s when none is)."""
+    return _with_default(_full_seconds(), runs, 60.0)
+
+
+def full_shard(spec: tuple[int, int], runs: list[str]) -> list[str]:
+    """Full-tier shard K of N: its runs out of the plan's `runs`, split as `shards N`
+    prints it."""
+    k, n = spec
+    return plan_shards(_full_run_seconds(runs), n)[k - 1][1]
+
+
+def _planned_runs(modules: list[str]) -> list[str] | None:
+    """The runs of the full tiers of `modules` (module/run), asked of .venv's python
+    (the plan imports the modules and writes nothing); None where it cannot be asked:
+    no .venv yet, or a dry run."""
+    if DRY_RUN or not PY.exists():
+        return None
+    done = subprocess.run([str(PY), "-m", "tests.full_runs", "plan", *modules],
+                          cwd=ROOT, capture_output=True, text=True, check=False)
+    if done.returncode:
+        sys.stderr.write(done.stderr)
+        sys.exit(done.returncode)
+    planned = json.loads(done.stdout.strip().split("\n")[-1])
+    return [f"{m}/{r}" for m, found in planned.items() for r in found]
 
 
 def plan_shards(seconds: dict[str, float], n: int) -> list[tuple[float, list[str]]]:
@@ -506,9 +606,14 @@ def plan_shards(seconds: dict[str, float], n: int) -> list[tuple[float, list[str
 
 def cmd_shards(ns) -> int:
     """How N runners would split the suite and the full tier, from today's timings."""
-    if DRY_RUN:
-        say("dev: would run: nothing (shards only reads build/test-seconds.json, "
-            "build/outputs/, build/full/durations.json and docs/results/)")
+    if DRY_RUN and ns.suite:
+        say("dev: would run: nothing (--suite only reads build/test-seconds.json and "
+            "build/outputs/)")
+    elif DRY_RUN:
+        say("dev: shards reads build/test-seconds.json, build/outputs/, "
+            "build/full/durations.json and docs/results/, and runs only the full "
+            "tier's plan:")
+        run(PY, "-m", "tests.full_runs", "plan", *full_tier_modules())
     suite = _suite_seconds()
     if ns.suite:
         k = ns.suite
@@ -518,8 +623,11 @@ def cmd_shards(ns) -> int:
         for name in sorted(plan_shards(suite, ns.n)[k - 1][1]):
             print(name)
         return 0
-    for title, seconds in (("suite (pages, labs, test modules)", suite),
-                           ("full tier (runs)", _full_seconds())):
+    runs = _planned_runs(full_tier_modules())
+    full = (("full tier (runs)", _full_run_seconds(runs)) if runs is not None else
+            ("full tier (only the runs timed so far: the plan needs .venv and a real "
+             "run)", _full_seconds()))
+    for title, seconds in (("suite (pages, labs, test modules)", suite), full):
         shards = plan_shards(seconds, ns.n)
         total = sum(seconds.values())
         say(f"{title}: {len(seconds)} units, {total:.0f} s in all")
@@ -963,6 +1071,18 @@ def make_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentP
         "--fresh", action="store_true",
         help="forget the finished runs in build/full/results.json and run all again "
              "(without it, an interrupted tier resumes at its next unfinished run)")
+    mode = parsers["full"].add_mutually_exclusive_group()
+    mode.add_argument(
+        "--shard", metavar="K/N", type=shard_spec,
+        help="run only shard K of N of the full tier's runs (the split `shards N` "
+             "prints) and merge nothing; every docs/results/*.json the shard changes "
+             "is kept in build/full/written/ for --combine")
+    mode.add_argument(
+        "--combine", metavar="DIR", nargs="+",
+        help="each DIR a shard's build/full: their runs into build/full/results.json, "
+             "their written/ files into docs/results/, then every module whose runs "
+             "are all done merged; fails naming the runs no shard finished, and on a "
+             "run or file two shards disagree on (NAMEs go before --combine)")
     parsers["shards"].add_argument("n", metavar="N", type=int, help="runners")
     parsers["shards"].add_argument(
         "--suite", metavar="K", type=int,
@@ -1016,6 +1136,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
         unknown = sorted(set(ns.names) - set(full_tier_modules()))
         if unknown:
             parsers["full"].error(f"no full tier in {unknown}; have {full_tier_modules()}")
+        if ns.combine and ns.fresh:
+            parsers["full"].error("--fresh does not go with --combine (which replaces "
+                                  "build/full/results.json)")
     return ns
 
 

@@ -49,10 +49,23 @@ def _commands_in(text: str) -> list[tuple[str, ...]]:
 
 
 def _workflow_runs(path: Path) -> list[str]:
-    """The `run:` scripts of every step of every job (multi-line blocks included)."""
+    """The `run:` scripts of every step of every job (multi-line blocks included), once
+    for each value of a matrix entry they name (`${{ matrix.shard }}`)."""
     workflow = yaml.safe_load(path.read_text("utf8"))
-    return [step["run"] for job in workflow["jobs"].values()
-            for step in job.get("steps", []) if "run" in step]
+    return [script for job in workflow["jobs"].values()
+            for step in job.get("steps", []) if "run" in step
+            for script in _each_matrix_value(step["run"],
+                                             job.get("strategy", {}).get("matrix", {}))]
+
+
+def _each_matrix_value(script: str, matrix: dict) -> list[str]:
+    """`script` with each `${{ matrix.NAME }}` replaced by each of NAME's values."""
+    for name, values in matrix.items():
+        found = re.search(r"\$\{\{\s*matrix\." + re.escape(name) + r"\s*\}\}", script)
+        if found and isinstance(values, list):
+            return [done for value in values for done in _each_matrix_value(
+                script.replace(found[0], str(value)), matrix)]
+    return [script]
 
 
 def documented_commands() -> list[tuple[str, tuple[str, ...]]]:
@@ -93,7 +106,9 @@ def test_the_documented_commands_are_found():
     assert sum(s.endswith(".yml") for s, _ in FOUND) >= 12
     for expected in [
         ("gpu.yml", ("test", "--require-cuda")),
-        ("gpu.yml", ("full",)),
+        ("gpu.yml", ("full", "--shard", "1/2")),  # once for each of the matrix's shards
+        ("gpu.yml", ("full", "--shard", "2/2")),
+        ("gpu.yml", ("full", "--combine", "build/full-shards/*")),
         ("ci.yml", ("browser",)),  # from a multi-line `run: |` block
         ("pages.yml", ("notebooks", "build/notebooks")),
         (".ci/run", ("lint",)),
@@ -121,6 +136,12 @@ def test_documented_command_dry_runs(args):
     ["full", "--tier", "full"],
     ["--dry-run", "full", "--tier", "full"],
     ["full", "no-such-module"],
+    ["full", "--shard", "3/2"],
+    ["full", "--shard", "0/2"],
+    ["full", "--shard", "half"],
+    ["full", "--shard", "1/2", "--combine", "build/full"],
+    ["full", "--combine"],
+    ["full", "--combine", "build/full", "--fresh"],
     ["data", "--bogus"],
     ["data", "everything"],
     ["links", "--strict"],
