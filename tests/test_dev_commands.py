@@ -49,13 +49,22 @@ def _commands_in(text: str) -> list[tuple[str, ...]]:
 
 
 def _workflow_runs(path: Path) -> list[str]:
-    """The `run:` scripts of every step of every job (multi-line blocks included), once
-    for each value of a matrix entry they name (`${{ matrix.shard }}`)."""
+    """The `run:` scripts of every step of every job (multi-line blocks included), with
+    the step's `env:` values put in for `"$NAME"`, once for each value of a matrix entry
+    they name (`${{ matrix.shard }}`)."""
     workflow = yaml.safe_load(path.read_text("utf8"))
     return [script for job in workflow["jobs"].values()
             for step in job.get("steps", []) if "run" in step
-            for script in _each_matrix_value(step["run"],
+            for script in _each_matrix_value(_with_env(step["run"], step.get("env", {})),
                                              job.get("strategy", {}).get("matrix", {}))]
+
+
+def _with_env(script: str, env: dict) -> str:
+    """`script` with each "$NAME" (quoted, as the workflows write them) of the step's
+    environment replaced by its value."""
+    for name, value in env.items():
+        script = script.replace(f'"${name}"', str(value))
+    return script
 
 
 def _each_matrix_value(script: str, matrix: dict) -> list[str]:
