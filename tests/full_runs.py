@@ -83,10 +83,9 @@ def _load(path: Path) -> dict:
 
 
 def run_one(module: str, run: str, kwargs: dict, out: Path) -> None:
-    import torch
-
-    torch.set_num_threads(1)
     mod = importlib.import_module(f"{PACKAGE}.{module}")
+    if "torch" in sys.modules:  # (OMP_NUM_THREADS=1 already; this says it to torch too)
+        sys.modules["torch"].set_num_threads(1)
     result = mod.full_tier_run(run, **kwargs)
     _save(out, {"result": result})
 
@@ -235,7 +234,7 @@ def run_all(python: Path, modules: list[str], workers: int, fresh: bool = False,
                                     env=env if r != WHOLE else _env(one_thread=False))
             running[proc] = (m, r, kw, out, time.time(), log)
             say(f"dev: started {m}/{r}")
-        time.sleep(0.5)
+        time.sleep(0.05)  # a finished run is noticed at once; polling costs nothing
         for proc in [p for p in running if p.poll() is not None]:
             m, r, kw, out, started, log = running.pop(proc)
             log.close()
