@@ -423,8 +423,15 @@ def snippet_modules(code: str | Iterable[str], root: Path | None = None) -> list
             files.add(path)
             module = ".".join(parts[:depth])
             package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-            todo += _imports(ast.parse(path.read_text("utf8"), str(path)), package)
+            todo += _module_imports(path, package, path.stat().st_mtime_ns)
     return sorted(p.relative_to(root).with_suffix("").as_posix() for p in files)
+
+
+@functools.lru_cache(maxsize=None)
+def _module_imports(path: Path, package: str, _mtime_ns: int) -> list[str]:
+    """What a snippets module imports, parsed once per version of the file (every page
+    that uses the module asks)."""
+    return list(_imports(ast.parse(path.read_text("utf8"), str(path)), package))
 
 
 def _parse(source: str) -> ast.AST:
