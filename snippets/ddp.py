@@ -72,6 +72,10 @@ def worker(rank, world_size, port, x, y, steps, lr, out_dir):
         torch.save(rec, os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
+    # Saved: end the process now. Freeing `ddp` on return can hang: its process
+    # group's destructor holds the GIL while it waits for a gloo thread that
+    # needs the GIL (https://github.com/pytorch/pytorch/issues/56297).
+    os._exit(0)
 # --8<-- [end:worker]
 
 
