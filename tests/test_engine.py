@@ -815,3 +815,17 @@ def test_unit_times_forget_the_tests_a_file_no_longer_has(tmp_path, monkeypatch)
     config = SimpleNamespace(getoption=lambda name, default=None: "loadgroup")
     timer.pytest_sessionfinish(SimpleNamespace(config=config))
     assert json.loads(times.read_text()) == {"tests/a.py::new": 1.5, "tests/b.py::kept": 2.0}
+
+
+def test_a_fresh_clone_hands_out_labs_and_long_pages_first(tmp_path):
+    from tests.engine.scheduling import first_guess
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "long.md").write_text("x" * 40_000)
+    (tmp_path / "docs" / "short.md").write_text("# Short\n")
+    units = ["tests/test_a.py::test_one", "docs/short.md", "docs/long.md",
+             "docs/labs/lab.ipynb", "tests/test_b.py::<module fixtures>"]
+    order = sorted(units, key=lambda u: -first_guess(u, tmp_path))
+    assert order == ["docs/labs/lab.ipynb", "docs/long.md",
+                     "tests/test_b.py::<module fixtures>", "tests/test_a.py::test_one",
+                     "docs/short.md"]

@@ -79,6 +79,21 @@ def recorded_seconds() -> dict[str, float]:
     return found
 
 
+def first_guess(unit: str, root: Path = ROOT) -> float:
+    """Seconds for a unit no run has timed yet (a fresh clone has no build/): a lab
+    starts a kernel, a page costs about its size, tests sharing a module fixture build
+    it; enough to hand out the long units first."""
+    path = unit.split("::", 1)[0]
+    if path.endswith(".ipynb"):
+        return 10.0
+    if path.endswith(PAGE_SUFFIXES):
+        try:
+            return (root / path).stat().st_size / 5_000  # a 20 KB page: 4 s
+        except OSError:
+            return 0.5
+    return 5.0 if unit.endswith("<module fixtures>") else 0.5
+
+
 class _Timer:
     """Adds up each work unit's time (setup, call, teardown) as reports arrive; at the
     end of a whole run it is written to build/test-seconds.json."""
@@ -138,7 +153,7 @@ def make_scheduler(config, log):
             units: dict[str, dict[str, bool]] = {}
             for nodeid in self.collection:
                 units.setdefault(self._split_scope(nodeid), {})[nodeid] = False
-            for unit in sorted(units, key=lambda u: -seconds.get(u, 0.5)):
+            for unit in sorted(units, key=lambda u: -seconds.get(u, first_guess(u))):
                 self.workqueue[unit] = units[unit]
             for _ in range(len(self.nodes) - len(self.workqueue)):
                 unused, _ = self.assigned_work.popitem()
