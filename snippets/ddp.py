@@ -6,9 +6,9 @@ functions cannot be imported by a fresh interpreter. `run()` starts the
 processes, waits for them and returns what each rank saw. Command line:
 `python -m snippets.ddp`.
 
-The processes come from a fork server, a fresh single-threaded process (a
-plain fork of the calling process can hang: see `start_method`), or, where
-there is no fork server, from spawn; each child imports this module.
+The processes come from a fork server, a fresh process that has imported this
+module (a plain fork of the calling process can hang: see `start_method`),
+or, where there is no fork server, from spawn, each child importing it.
 """
 from __future__ import annotations
 
@@ -85,12 +85,12 @@ def start_method() -> str:
     # A plain fork copies the process with its locks but not its threads:
     # a lock another thread held at that moment stays locked in the child
     # forever. A test runner's I/O thread and torch's thread pools make that
-    # a real hang, so the children come from a fork server: a fresh, small
-    # process that forks each child from its single thread.
+    # a real hang, so the children come from a fork server: a fresh process
+    # that imports this module (and torch) once and forks each child from it.
     if "forkserver" in mp.get_all_start_methods():
-        # nothing preloaded: importing torch starts threads of its own, and the
-        # server must stay single-threaded to fork safely (each child imports)
-        mp.set_forkserver_preload([])
+        # torch's import leaves one more thread in the server, numpy's
+        # OpenBLAS pool, idle and made fork-safe by OpenBLAS's fork handlers
+        mp.set_forkserver_preload([__name__])
         return "forkserver"
     return "spawn"
 
