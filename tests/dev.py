@@ -153,8 +153,8 @@ def workers() -> int:
     may use."""
     if os.environ.get("DLNOTES_WORKERS"):
         return max(1, int(os.environ["DLNOTES_WORKERS"]))
-    try:
-        return len(os.sched_getaffinity(0))
+    try:  # (as tests.engine.scheduling.usable_cores: dev.py runs before .venv exists
+        return len(os.sched_getaffinity(0))  # and imports nothing of the engine)
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
 
@@ -586,12 +586,14 @@ def _planned_runs(modules: list[str]) -> list[str] | None:
     no .venv yet, or a dry run."""
     if DRY_RUN or not PY.exists():
         return None
-    done = subprocess.run([str(PY), "-m", "tests.full_runs", "plan", *modules],
-                          cwd=ROOT, capture_output=True, text=True, check=False)
-    if done.returncode:
-        sys.stderr.write(done.stderr)
-        sys.exit(done.returncode)
-    planned = json.loads(done.stdout.strip().split("\n")[-1])
+    sys.path.insert(0, str(ROOT))
+    from tests import full_runs
+
+    try:
+        planned = full_runs.plan_in(PY, modules)
+    except subprocess.CalledProcessError as e:
+        sys.stderr.write(e.stderr)
+        sys.exit(e.returncode)
     return [f"{m}/{r}" for m, found in planned.items() for r in found]
 
 

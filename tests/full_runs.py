@@ -35,7 +35,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -68,11 +67,7 @@ def key(module: str, run: str, kwargs: dict) -> str:
 
 
 def _save(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 def _load(path: Path) -> dict:
@@ -114,10 +109,13 @@ def _env(one_thread: bool = True) -> dict[str, str]:
     return {**os.environ, **(ONE_THREAD if one_thread else {}), "PYTHONPATH": path}
 
 
-def _plan(python: Path, modules: list[str], env: dict) -> dict[str, dict[str, dict]]:
-    """plan(modules), asked of `python` (the tier's own environment)."""
+def plan_in(python: Path, modules: list[str],
+            env: dict | None = None) -> dict[str, dict[str, dict]]:
+    """plan(modules), asked of `python` (the tier's own environment; it imports the
+    modules and writes nothing); CalledProcessError, its stderr kept, if it fails."""
     return json.loads(subprocess.run(
-        [python, "-m", "tests.full_runs", "plan", *modules], cwd=ROOT, env=env,
+        [python, "-m", "tests.full_runs", "plan", *modules], cwd=ROOT,
+        env=env or _env(),
         check=True, capture_output=True, text=True).stdout.strip().split("\n")[-1])
 
 
@@ -180,7 +178,7 @@ def run_all(python: Path, modules: list[str], workers: int, fresh: bool = False,
     if fresh:
         results_file.unlink(missing_ok=True)
     env = _env()
-    planned = _plan(python, modules, env)
+    planned = plan_in(python, modules, env)
     start = _shard_start(fresh) if shard else {}
     runs = [(m, r, kw) for m, found in planned.items() for r, kw in found.items()]
     if shard:
@@ -309,7 +307,7 @@ def combine(python: Path, folders: list[Path], modules: list[str], say=print) ->
     shards exits before anything is written."""
     done, written = _union(folders)
     env = _env()
-    planned = _plan(python, modules, env)
+    planned = plan_in(python, modules, env)
     _save(STATE / "results.json", done)
     for name, source in written.items():
         atomic_write(RESULTS / name, source.read_bytes())

@@ -112,12 +112,10 @@ def _share_the_cores(torch) -> None:
     Left at torch's default (every core), two workers on two cores run four threads that
     spin waiting for each other: measured on 2 cores, the pages' run took 59 s that way
     and 49 s this way."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
+    from .scheduling import usable_cores
+
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    threads = max(1, cores // max(workers, 1))
+    threads = max(1, usable_cores() // max(workers, 1))
     given = os.environ.get("OMP_NUM_THREADS", "")
     if not (given.isdigit() and int(given) > 0):  # a count set by hand is kept
         os.environ["OMP_NUM_THREADS"] = str(threads)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import functools
 import json
+import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,6 +55,14 @@ def work_unit(nodeid: str, root: Path = ROOT) -> str:
     if path.endswith(".py") and function in _sharing_tests(root, path):
         return f"{path}::<module fixtures>"
     return nodeid
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 TIMES = ROOT / "build" / "test-seconds.json"  # {work unit: seconds}, the last run's
